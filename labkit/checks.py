@@ -1,0 +1,184 @@
+"""DMVPN checks: each asserts one property of a running lab and returns what it saw.
+
+A check raises ``AssertionError`` with the state it found when the property does not hold,
+and returns a one-line description of the asserted state when it does. Tests call them
+directly; ``labkit run`` calls them in order and prints the report.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Callable
+
+from .lab import Lab
+from .wait import wait_until
+
+
+def _nbma(lab: Lab, node: str) -> ipaddress.IPv4Address:
+    dm = lab.topology.dmvpn
+    assert dm is not None, "the topology has no dmvpn section"
+    for ep in lab.topology.segment(dm.underlay).members:
+        if ep.node == node:
+            return ep.address.ip
+    raise AssertionError(f"{node} is not on the underlay")
+
+
+def _tunnel(lab: Lab, node: str) -> ipaddress.IPv4Address:
+    addr = lab.topology.nodes[node].tunnel_address
+    assert addr is not None, f"{node} has no tunnel address"
+    return addr
+
+
+def spokes_registered(lab: Lab) -> str:
+    """Every spoke is in the hub's NHRP cache with its own tunnel ↔ NBMA pair, and sees the hub as NHS."""
+    __tracebackhide__ = True
+    hub = lab.topology.hubs()[0].name
+    cache = lab.node(hub).nhrp_cache()
+    seen = {str(e.protocol): e for e in cache if e.type == "dynamic"}
+    pairs = []
+    for spoke in lab.topology.spokes():
+        tun, nbma = _tunnel(lab, spoke.name), _nbma(lab, spoke.name)
+        entry = seen.get(str(tun))
+        assert entry is not None, f"{spoke.name} ({tun}) is not registered at {hub}; hub cache: {cache}"
+        assert entry.nbma == nbma, f"{spoke.name}: hub maps {tun} to NBMA {entry.nbma}, expected {nbma}"
+        nhs = lab.node(spoke.name).nhrp_nhs()
+        hub_tun, hub_nbma = _tunnel(lab, hub), _nbma(lab, hub)
+        assert any(n.nbma == hub_nbma and n.protocol == hub_tun for n in nhs), \
+            f"{spoke.name} does not show {hub} ({hub_tun} at {hub_nbma}) as NHS: {nhs}"
+        pairs.append(f"{spoke.name} {tun}->{nbma}")
+    return f"registered at {hub}: " + ", ".join(pairs) + f"; each spoke's NHS is {hub}"
+
+
+def _transport_gre_sa(lab: Lab, node: str, peer: str):
+    """The ESTABLISHED IKE SA of ``node`` towards ``peer`` with an INSTALLED transport GRE CHILD SA."""
+    mine, theirs = _nbma(lab, node), _nbma(lab, peer)
+    sas = lab.node(node).ike_sas()
+    for ike in sas:
+        if ike.state == "ESTABLISHED" and ike.local_host == mine and ike.remote_host == theirs:
+            for child in ike.children:
+                if child.state == "INSTALLED" and child.mode == "TRANSPORT" and child.protects_gre:
+                    return ike, child
+    summary = [(str(s.local_host), str(s.remote_host), s.state, [(c.state, c.mode, c.local_ts) for c in s.children])
+               for s in sas]
+    raise AssertionError(f"{node} has no ESTABLISHED IKE SA with an INSTALLED transport GRE CHILD SA "
+                         f"towards {peer} ({mine} -> {theirs}); SAs: {summary}")
+
+
+def hub_spoke_ipsec(lab: Lab) -> str:
+    """Each spoke and the hub hold an ESTABLISHED IKE SA and an INSTALLED transport CHILD SA over GRE."""
+    __tracebackhide__ = True
+    hub = lab.topology.hubs()[0].name
+    out = []
+    for spoke in lab.topology.spokes():
+        _, child = _transport_gre_sa(lab, spoke.name, hub)
+        _transport_gre_sa(lab, hub, spoke.name)
+        out.append(f"{spoke.name}<->{hub} {child.protocol} {child.mode.lower()} {child.local_ts[0]}")
+    return "IKE ESTABLISHED + CHILD INSTALLED: " + ", ".join(out)
+
+
+def _shortcut_to(lab: Lab, spoke: str, other: str) -> bool:
+    """Does ``spoke`` hold an NHRP entry resolving ``other``'s tunnel address (not via the hub)?"""
+    tun = _tunnel(lab, other)
+    return any(e.protocol == tun and e.type in ("dynamic", "cached") and e.nbma == _nbma(lab, other)
+               for e in lab.node(spoke).nhrp_cache())
+
+
+def no_shortcut(lab: Lab, a: str, b: str) -> str:
+    """Neither spoke holds a shortcut to the other, and no shortcut route exists."""
+    __tracebackhide__ = True
+    for x, y in ((a, b), (b, a)):
+        assert not _shortcut_to(lab, x, y), f"{x} already resolved {y}: {lab.node(x).nhrp_cache()}"
+        assert not lab.node(x).nhrp_shortcuts(), f"{x} already has shortcuts: {lab.node(x).nhrp_shortcuts()}"
+    return f"no shortcut between {a} and {b}"
+
+
+def path_via(lab: Lab, src: str, dst: str, through: str) -> str:
+    __tracebackhide__ = True
+    path = lab.path(src, dst)
+    assert path.reached, f"{dst} not reached from {src}: {path}"
+    assert path.crosses(through), f"path {src}->{dst} should cross {through}: {path}"
+    return f"path {path}"
+
+
+def path_direct(lab: Lab, src: str, dst: str, avoid: str, timeout: float = 60.0) -> str:
+    __tracebackhide__ = True
+
+    def direct():
+        path = lab.path(src, dst)
+        return path if path.reached and not path.crosses(avoid) else None
+
+    path = wait_until(direct, timeout, f"path {src}->{dst} to stop crossing {avoid}",
+                      state=lambda: str(lab.path(src, dst)))
+    return f"path {path}"
+
+
+def shortcut_established(lab: Lab, a: str, b: str, timeout: float = 60.0) -> str:
+    """Both spokes resolved each other (NHRP shortcut entries) and hold a spoke-to-spoke SA."""
+    __tracebackhide__ = True
+    for x, y in ((a, b), (b, a)):
+        wait_until(lambda x=x, y=y: _shortcut_to(lab, x, y), timeout, f"{x} to resolve {y} (NHRP shortcut)",
+                   state=lambda x=x: lab.node(x).nhrp_cache())
+        wait_until(lambda x=x: lab.node(x).nhrp_shortcuts(), timeout, f"{x} to list a shortcut route",
+                   state=lambda x=x: lab.node(x).nhrp_shortcuts())
+    wait_until(lambda: _transport_gre_sa(lab, a, b), timeout, f"spoke-to-spoke SA {a}<->{b}")
+    _transport_gre_sa(lab, b, a)
+    short = lab.node(a).nhrp_shortcuts()
+    return f"{a} and {b} resolved each other; {a} shortcuts: " + ", ".join(f"{s.prefix} via {s.via}" for s in short) \
+        + f"; SA {a}<->{b} INSTALLED"
+
+
+def no_cleartext_gre(lab: Lab, src: str, dst: str, count: int = 5) -> str:
+    """Traffic between two hosts crosses the underlay as ESP only: no cleartext GRE on the wire."""
+    __tracebackhide__ = True
+    with lab.capture(lab.topology.dmvpn.underlay) as cap:
+        for _ in range(count):
+            lab.path(src, dst, max_hops=8)
+    counts = cap.counts()
+    assert counts.get("gre", 0) == 0, f"{counts['gre']} cleartext GRE packets crossed the underlay: {dict(counts)}"
+    assert counts.get("esp", 0) + counts.get("nat-t", 0) > 0, f"no ESP on the underlay during traffic: {dict(counts)}"
+    return f"underlay capture: {counts.get('esp', 0)} ESP, {counts.get('gre', 0)} cleartext GRE"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+def phase2_suite(lab: Lab) -> list[tuple[str, Callable[[], str]]]:
+    """The ordered checks ``labkit run`` applies to a DMVPN lab (a shortcut's lifecycle included)."""
+    spokes = [s.name for s in lab.topology.spokes()]
+    hub = lab.topology.hubs()[0].name
+    hosts = {ep.node for link in lab.topology.links for ep in link.endpoints if lab.topology.nodes[ep.node].role == "host"}
+    behind = {}
+    for link in lab.topology.links:
+        a, b = link.endpoints
+        for r, h in ((a, b), (b, a)):
+            if r.node in spokes and h.node in hosts:
+                behind[r.node] = h.node
+    checks = [("spokes registered at the hub", lambda: spokes_registered(lab)),
+              ("hub-spoke IPsec", lambda: hub_spoke_ipsec(lab))]
+    if len(spokes) >= 2 and spokes[0] in behind and spokes[1] in behind:
+        s1, s2 = spokes[:2]
+        h1, h2 = behind[s1], behind[s2]
+        checks += [
+            (f"no shortcut {s1}<->{s2} before traffic", lambda: no_shortcut(lab, s1, s2)),
+            (f"{h1}->{h2} crosses the hub", lambda: path_via(lab, h1, h2, hub)),
+            (f"shortcut {s1}<->{s2} after traffic", lambda: shortcut_established(lab, s1, s2)),
+            (f"{h1}->{h2} goes direct", lambda: path_direct(lab, h1, h2, hub)),
+        ]
+        if lab.topology.dmvpn.ipsec.enabled:
+            checks.append(("no cleartext GRE on the underlay", lambda: no_cleartext_gre(lab, h1, h2)))
+    return checks
+
+
+def run_suite(checks) -> list[CheckResult]:
+    results = []
+    for name, fn in checks:
+        try:
+            results.append(CheckResult(name, True, fn()))
+        except AssertionError as exc:
+            results.append(CheckResult(name, False, str(exc)))
+    return results

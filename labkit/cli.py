@@ -1,0 +1,203 @@
+"""The ``labkit`` command: validate, run, up, status, exec, down, cleanup."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from . import __version__, state
+from .errors import LabkitError, TopologyError
+from .lab import Lab, stderr_progress
+from .load import load
+from .runtime import ns
+from .runtime.netns import BASE_ENV, NetnsRuntime
+from .sandbox import vm
+
+
+def _decide(args, topo_path: str) -> vm.Decision:
+    mode = args.sandbox or vm.mode_from_env()
+    decision = vm.decide(load(topo_path).required_kernel_features(), mode)
+    stderr_progress(f"mode: {decision}")
+    return decision
+
+
+def cmd_validate(args) -> int:
+    rc = 0
+    for path in args.files:
+        try:
+            topo = load(path)
+        except TopologyError as exc:
+            print(exc, file=sys.stderr)
+            rc = 1
+            continue
+        extra = f", dmvpn over {topo.dmvpn.underlay}" if topo.dmvpn else ""
+        print(f"{topo.source}: ok ({len(topo.nodes)} nodes, {len(topo.links)} links, {len(topo.segments)} segments{extra})")
+    return rc
+
+
+def _in_sandbox(args, argv_tail: list[str]) -> int:
+    """Re-run this very command inside the VM sandbox."""
+    argv = [sys.executable, "-m", "labkit.cli", *argv_tail]
+    return vm.run(argv, cwd=os.getcwd(), progress=stderr_progress)
+
+
+def cmd_run(args) -> int:
+    from . import checks, report
+
+    if _decide(args, args.dir).use:
+        return _in_sandbox(args, ["run", args.dir, "--sandbox", "off"] + (["--json"] if args.json else []))
+    t0 = time.monotonic()
+    lab = Lab.from_path(args.dir, progress=stderr_progress, converge_timeout=args.converge_timeout)
+    with lab:
+        stderr_progress(f"[{lab.topology.name}] asserting ...")
+        results = checks.run_suite(checks.phase2_suite(lab)) if lab.topology.dmvpn else []
+        text = report.render(lab, results, time.monotonic() - t0, as_json=args.json)
+    print(text)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_up(args) -> int:
+    decision = _decide(args, args.dir)
+    if decision.use:
+        raise LabkitError(
+            f"'labkit up' keeps a lab running after it returns, which needs the host kernel, but {decision.reason}. "
+            f"Use 'labkit run {args.dir}' (up, assert, report and down in one VM boot), or run on a Linux host "
+            "with GRE, ESP and NFLOG (any stock Debian/Ubuntu kernel)")
+    lab = Lab.from_path(args.dir, detach=True, progress=stderr_progress, converge_timeout=args.converge_timeout)
+    lab.up()
+    rec = state.LabRecord(lab.id, str(lab.topology.source), lab.runtime.name, lab.runtime.pids, os.getpid(), time.time())
+    state.save(rec)
+    print(f"lab {lab.id} is up: {lab.topology.name} ({', '.join(lab.topology.nodes)})")
+    print(f"  labkit exec {next(iter(lab.topology.nodes))} -- ip -br addr   |   labkit status   |   labkit down {lab.id}")
+    return 0
+
+
+def _pick(lab_id: str | None) -> state.LabRecord:
+    recs = [r for r in state.records() if r.alive()]
+    if lab_id:
+        recs = [r for r in recs if r.id == lab_id]
+    if not recs:
+        raise LabkitError(f"no running lab{' ' + lab_id if lab_id else ''}: start one with 'labkit up DIR'")
+    if len(recs) > 1:
+        raise LabkitError(f"{len(recs)} labs are running ({', '.join(r.id for r in recs)}): name one with --lab")
+    return recs[0]
+
+
+def cmd_status(args) -> int:
+    recs = state.records()
+    stray = {lid: info for lid, info in state.scan().items() if lid not in {r.id for r in recs}}
+    if not recs and not stray:
+        print("no labs")
+        return 0
+    for rec in recs:
+        alive = rec.alive()
+        print(f"{rec.id}  {'up  ' if alive else 'GONE'}  {rec.topology}  ({rec.runtime}, {len(rec.pids)} namespaces)")
+        if alive and not args.brief:
+            lab = Lab(load(rec.topology), lab_id=rec.id)
+            lab.runtime = NetnsRuntime(rec.id, pids=rec.pids)
+            for name, node in lab.nodes.items():
+                line = f"    {name:<10} {node.spec.role:<7}"
+                if node.spec.in_dmvpn:
+                    try:
+                        cache = node.nhrp_cache()
+                        line += f" nhrp: {sum(e.type != 'local' for e in cache)} entries"
+                        line += f", ike: {sum(s.state == 'ESTABLISHED' for s in node.ike_sas())} established"
+                    except LabkitError as exc:
+                        line += f" ({exc})"
+                print(line)
+    for lid, info in stray.items():
+        print(f"{lid}  stray  owner pid {info['owner']} ({len(info['holders'])} namespaces): 'labkit cleanup' removes it")
+    return 0
+
+
+def cmd_exec(args) -> int:
+    rec = _pick(args.lab)
+    if args.node not in rec.pids:
+        raise LabkitError(f"no node {args.node!r} in lab {rec.id}; nodes: {', '.join(n for n in rec.pids if not n.startswith('@'))}")
+    if not args.command:
+        raise LabkitError("nothing to run: labkit exec NODE -- COMMAND [ARGS...]")
+    env = {**BASE_ENV, "LABKIT_LAB": rec.id, "LABKIT_NODE": args.node, "TERM": os.environ.get("TERM", "dumb")}
+    try:
+        return subprocess.run(args.command, preexec_fn=ns.enter(rec.pids[args.node]), env=env).returncode
+    except FileNotFoundError:
+        print(f"labkit: {args.command[0]}: command not found on {args.node}", file=sys.stderr)
+        return 127
+
+
+def cmd_down(args) -> int:
+    if args.all:
+        removed = state.cleanup(all_labs=True)
+    else:
+        rec = _pick(args.lab_id)
+        removed = state.cleanup(lab_id=rec.id)
+    print(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}")
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    removed = state.cleanup(all_labs=args.all)
+    print(f"removed {len(removed)} leftover lab(s){': ' + ', '.join(removed) if removed else ''}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labkit", description="DMVPN network labs from a topology YAML.")
+    p.add_argument("--version", action="version", version=f"labkit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_lab_opts(sp):
+        sp.add_argument("--sandbox", choices=("auto", "on", "off"), default=None,
+                        help="VM sandbox: auto (default, when this kernel lacks a feature), on, off; or $LABKIT_SANDBOX")
+        sp.add_argument("--converge-timeout", type=float, default=180.0, help="seconds to wait for convergence")
+        return sp
+
+    sp = sub.add_parser("validate", help="check topology files; print every problem with file:line")
+    sp.add_argument("files", nargs="+")
+    sp.set_defaults(func=cmd_validate)
+    sp = with_lab_opts(sub.add_parser("run", help="bring a lab up, assert it, print the report, tear it down"))
+    sp.add_argument("dir")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    sp.set_defaults(func=cmd_run)
+    sp = with_lab_opts(sub.add_parser("up", help="bring a lab up and leave it running"))
+    sp.add_argument("dir")
+    sp.set_defaults(func=cmd_up)
+    sp = sub.add_parser("status", help="list running labs and their NHRP/IPsec state")
+    sp.add_argument("--brief", action="store_true")
+    sp.set_defaults(func=cmd_status)
+    sp = sub.add_parser("exec", help="run a command in a node: labkit exec NODE -- CMD ...")
+    sp.add_argument("--lab", default=None, help="lab id (needed when several labs run)")
+    sp.add_argument("node")
+    sp.add_argument("command", nargs=argparse.REMAINDER)
+    sp.set_defaults(func=cmd_exec)
+    sp = sub.add_parser("down", help="tear a lab down")
+    sp.add_argument("lab_id", nargs="?")
+    sp.add_argument("--all", action="store_true")
+    sp.set_defaults(func=cmd_down)
+    sp = sub.add_parser("cleanup", help="remove leftovers of crashed runs (labs whose owner died)")
+    sp.add_argument("--all", action="store_true", help="remove every labkit lab, running or not")
+    sp.set_defaults(func=cmd_cleanup)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "command", None) and isinstance(args.command, list) and args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    try:
+        return args.func(args)
+    except TopologyError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except LabkitError as exc:
+        print(f"labkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("labkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""A lab: a topology brought up on a runtime, in phases, and torn down without leftovers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from . import swanload
+from .errors import LabError
+from .expand.strongswan import VICI_SOCKET
+from .expand import LabPlan, expand, segment_key
+from .load import load
+from .model import Topology
+from .node import NodeHandle
+from .probes.capture import Capture
+from .probes.path import Path as TracePath
+from .probes.path import trace
+from .runtime import kernel
+from .runtime.netns import NetnsRuntime
+from .wait import wait_until
+
+# A daemon must serve within this bound. Generous: under TCG the first start of a binary reads
+# its libraries through 9p cold (measured: charon 4-5 s warm, over 60 s cold with 3 in parallel).
+READY_TIMEOUT = 240.0
+PHASES = ("validate", "create", "wire", "daemons", "converge")
+
+
+def new_lab_id() -> str:
+    return "lk" + secrets.token_hex(3)
+
+
+def stderr_progress(message: str) -> None:
+    print(f"labkit: {message}", file=sys.stderr, flush=True)
+
+
+class Lab:
+    """A running (or about to run) lab.
+
+    Use as a context manager, or call :meth:`up` and :meth:`down`::
+
+        with Lab.from_path("topologies/dmvpn_phase2") as lab:
+            lab.node("spoke1").nhrp_cache()
+    """
+
+    def __init__(self, topology: Topology, runtime: str = "netns", lab_id: str | None = None,
+                 detach: bool = False, progress: Callable[[str], None] | None = None,
+                 converge_timeout: float = 180.0):
+        self.topology = topology
+        self.id = lab_id or new_lab_id()
+        if runtime != "netns":
+            raise LabError(f"runtime {runtime!r} is not supported. Supported runtimes are 'netns'")
+        self.runtime = NetnsRuntime(self.id, detach=detach)
+        self.plan: LabPlan | None = None
+        self.timings: dict[str, float] = {}
+        self.progress = progress or (lambda m: None)
+        self.converge_timeout = converge_timeout
+        self._daemons: dict[tuple[str, str], subprocess.Popen] = {}
+        self._up = False
+
+    @classmethod
+    def from_path(cls, path: str | Path, **kw) -> "Lab":
+        t0 = time.monotonic()
+        topo = load(path)
+        lab = cls(topo, **kw)
+        lab.timings["validate"] = time.monotonic() - t0
+        return lab
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> "Lab":
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    @contextmanager
+    def _phase(self, name: str, what: str):
+        self.progress(f"[{self.topology.name}] {what} ...")
+        t0 = time.monotonic()
+        yield
+        self.timings[name] = time.monotonic() - t0
+        self.progress(f"[{self.topology.name}] {what}: done in {self.timings[name]:.1f}s")
+
+    def up(self) -> "Lab":
+        """Create nodes, wire them, configure kernels, start daemons, wait for convergence.
+
+        On any failure the partial lab is torn down before the error propagates.
+        """
+        try:
+            self.plan = expand(self.topology)
+            with self._phase("create", f"creating {len(self.plan.nodes)} nodes and {len(self.plan.segments)} segments"):
+                for name in self.plan.nodes:
+                    self.runtime.create(name)
+                for seg in self.plan.segments:
+                    self.runtime.create(segment_key(seg))
+            with self._phase("wire", "wiring links and addresses"):
+                kernel.wire_all(self.runtime.pids, self.plan.wires)
+                for name, node in self.plan.nodes.items():
+                    kernel.configure_node(self.runtime.pid(name), node)
+                for name, node in self.plan.nodes.items():
+                    for argv in node.firewall:
+                        self.runtime.exec(name, list(argv)).check()
+            with self._phase("daemons", "starting daemons"):
+                self._start_daemons()
+            self._up = True
+            with self._phase("converge", "waiting for convergence"):
+                self.converge()
+        except BaseException:
+            self.progress(f"[{self.topology.name}] bring-up failed; tearing down")
+            self.down()
+            raise
+        return self
+
+    def down(self) -> None:
+        """Tear everything down. Idempotent."""
+        self.runtime.destroy()
+        self._daemons.clear()
+        self._up = False
+
+    # -- daemons -------------------------------------------------------------------------------
+    def _start_daemons(self) -> None:
+        assert self.plan is not None
+        for name, node in self.plan.nodes.items():
+            for path, content in node.files.items():
+                self.runtime.write_file(name, path, content, owner="frr" if "/frr/" in path else None)
+        stages = sorted({d.stage for n in self.plan.nodes.values() for d in n.daemons})
+        for stage in stages:
+            t0 = time.monotonic()
+            started = []
+            for name, node in self.plan.nodes.items():
+                for d in node.daemons:
+                    if d.stage == stage:
+                        log = f"/run/labkit/log/{d.name}.out"
+                        proc = self.runtime.start(name, list(d.argv), env=dict(d.env), log=log)
+                        self._daemons[(name, d.name)] = proc
+                        started.append((name, d))
+            for name, d in started:
+                if d.ready:
+                    self._wait_ready(name, d.name, d.ready)
+            for name, d in started:
+                if d.name == "charon" and self.plan.nodes[name].swanctl:
+                    conf = self.plan.nodes[name].swanctl
+                    swanload.load(self.runtime.node_path(name, VICI_SOCKET), self.runtime.read_file(name, conf))
+            names = sorted({d.name for _, d in started})
+            self.progress(f"[{self.topology.name}]   {', '.join(names)} serving on {len({n for n, _ in started})} nodes "
+                          f"after {time.monotonic() - t0:.1f}s")
+
+    def _wait_ready(self, node: str, daemon: str, ready: str) -> None:
+        proc = self._daemons[(node, daemon)]
+        path = self.runtime.node_path(node, ready)
+
+        def ready_now() -> bool:
+            if proc.poll() is not None:
+                raise LabError(f"{daemon} on {node} exited with {proc.returncode} during start-up:\n"
+                               + self._log_tail(node, daemon))
+            return os.path.exists(path)
+
+        try:
+            wait_until(ready_now, timeout=READY_TIMEOUT, interval=0.05, desc=f"{daemon} on {node} to serve {ready}")
+        except Exception as exc:
+            if isinstance(exc.__context__, LabError) or "exited with" in str(exc):
+                raise LabError(str(exc)) from None
+            raise
+
+    def _log_tail(self, node: str, daemon: str, lines: int = 20) -> str:
+        text = ""
+        for suffix in ("out", "log"):
+            try:
+                text += self.runtime.read_file(node, f"/run/labkit/log/{daemon}.{suffix}")
+            except OSError:
+                pass
+        return "\n".join(text.splitlines()[-lines:]) or "(no log output)"
+
+    def daemon_alive(self, node: str, daemon: str) -> bool:
+        proc = self._daemons.get((node, daemon))
+        return proc is not None and proc.poll() is None
+
+    # -- convergence ---------------------------------------------------------------------------
+    def converge(self) -> None:
+        """Wait until every spoke is registered at the hub and BGP has spread every LAN."""
+        topo = self.topology
+        if not topo.dmvpn:
+            return
+        hub = self.node(topo.hubs()[0].name)
+        spokes = [self.node(s.name) for s in topo.spokes()]
+        expected = {str(s.spec.tunnel_address) for s in spokes}
+
+        def registered():
+            got = {str(e.protocol) for e in hub.nhrp_cache() if e.type == "dynamic"}
+            return expected <= got
+
+        wait_until(registered, self.converge_timeout, f"spokes {sorted(expected)} registered at {hub.name}",
+                   state=lambda: [(e.type, str(e.protocol), str(e.nbma)) for e in hub.nhrp_cache()])
+
+        def bgp_up():
+            peers = hub.bgp_peers()
+            return all(peers.get(a) == "Established" for a in expected)
+
+        wait_until(bgp_up, self.converge_timeout, f"BGP sessions hub<->{sorted(expected)} Established",
+                   state=hub.bgp_peers)
+        lans = {str(ep.address.network) for n in topo.nodes.values() if n.in_dmvpn
+                for ep in topo.endpoints(n.name) if ep.ifname != self.plan.nodes[n.name].gre.dev}
+        for router in [hub] + spokes:
+            mine = {str(ep.address.network) for ep in topo.endpoints(router.name)}
+            want = lans - mine
+
+            def has_routes(r=router, want=want):
+                return want <= {str(x.dst) for x in r.routes()}
+
+            wait_until(has_routes, self.converge_timeout, f"{router.name} to learn routes to {sorted(want)}",
+                       state=lambda r=router: sorted(str(x.dst) for x in r.routes()))
+
+    # -- access ------------------------------------------------------------------------------------
+    def node(self, name: str) -> NodeHandle:
+        if name not in self.topology.nodes:
+            raise LabError(f"no node named {name!r}; nodes: {', '.join(self.topology.nodes)}")
+        return NodeHandle(self, self.topology.nodes[name])
+
+    @property
+    def nodes(self) -> dict[str, NodeHandle]:
+        return {n: self.node(n) for n in self.topology.nodes}
+
+    def address_of(self, node: str, ifname: str | None = None):
+        """The first address of ``node`` (on ``ifname`` if given)."""
+        for ep in self.topology.endpoints(node):
+            if ifname is None or ep.ifname == ifname:
+                return ep.address.ip
+        raise LabError(f"{node} has no address" + (f" on {ifname}" if ifname else ""))
+
+    def path(self, source: str, target: str, **kw) -> TracePath:
+        """The hop-by-hop path from node ``source`` to node (or address) ``target``."""
+        dst = str(self.address_of(target)) if target in self.topology.nodes else target
+        return trace(self.runtime.pid(source), source, dst, owner_of=self.topology.owner_of, **kw)
+
+    def capture(self, where: str, ifname: str | None = None) -> Capture:
+        """Start capturing on a node's interface, or on every port of a segment (``"@name"`` or a segment name)."""
+        names = {s.name for s in self.topology.segments}
+        key = segment_key(where) if where in names else where
+        return Capture(self.runtime.pid(key), ifname, label=f"{where}:{ifname or 'all'}")

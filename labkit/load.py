@@ -1,0 +1,296 @@
+"""Load a topology file: YAML → schema check → semantic checks → :class:`~labkit.model.Topology`.
+
+Every problem is collected with its file:line and field path; :class:`TopologyError` is raised
+once, with all of them, before anything is created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import Problem, TopologyError
+from .model import Dmvpn, Endpoint, IPsec, Link, Node, Route, Segment, Topology
+
+Path_ = tuple  # a field path: tuple of str keys and int indexes
+
+
+def schema() -> dict:
+    """The published JSON Schema of topology files."""
+    text = resources.files("labkit.schema").joinpath("topology.schema.json").read_text()
+    return json.loads(text)
+
+
+def _to_python(node: yaml.Node, path: tuple, lines: dict) -> Any:
+    """Turn a composed YAML node into plain data, recording the line of every path."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node)) if key_node.tag != "tag:yaml.org,2002:str" else key_node.value
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = _to_python(value_node, path + (key,), lines)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, path + (i,), lines) for i, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _fmt(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Collector:
+    def __init__(self, file: str, lines: dict):
+        self.file, self.lines, self.problems = file, lines, []
+
+    def line_of(self, path: tuple) -> int | None:
+        path = tuple(path)
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def add(self, path: tuple, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.file, self.line_of(path), _fmt(path), message, hint))
+
+
+def _schema_message(err: jsonschema.ValidationError) -> tuple[str, str]:
+    """A readable message and hint for a schema error."""
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        return err.message, f"allowed fields here: {', '.join(allowed)}" if allowed else ""
+    if err.validator == "enum":
+        choices = ", ".join(repr(c) for c in err.validator_value)
+        return f"{err.instance!r} is not supported", f"supported values are {choices}"
+    if err.validator == "oneOf" and isinstance(err.instance, str):
+        return f"{err.instance!r} is not a valid endpoint", "write 'node:ifname', e.g. 'hub:eth0'"
+    if err.validator == "pattern":
+        return f"{err.instance!r} does not have the expected form", f"expected to match {err.validator_value}"
+    if err.validator == "required":
+        return err.message, ""
+    return err.message, ""
+
+
+def load(path: str | Path) -> Topology:
+    """Load and validate a topology file (or a directory holding ``topology.yaml``).
+
+    Raises:
+        TopologyError: with every problem found, each with file:line and field path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "topology.yaml"
+    if not path.exists():
+        raise TopologyError([Problem(str(path), None, "", "file not found")])
+    text = path.read_text()
+    lines: dict = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise TopologyError([Problem(str(path), line, "", f"YAML syntax error: {getattr(exc, 'problem', exc)}")]) from None
+    data = _to_python(root, (), lines) if root is not None else None
+    col = _Collector(str(path), lines)
+    if not isinstance(data, dict):
+        col.add((), "the file must hold a mapping with at least 'name' and 'nodes'")
+        raise TopologyError(col.problems)
+    validator = jsonschema.Draft202012Validator(schema())
+    for err in sorted(validator.iter_errors(data), key=lambda e: (col.line_of(tuple(e.absolute_path)) or 0)):
+        message, hint = _schema_message(err)
+        col.add(tuple(err.absolute_path), message, hint)
+    if col.problems:
+        raise TopologyError(col.problems)
+    topo = _build(data, path, col)
+    if col.problems:
+        raise TopologyError(col.problems)
+    return topo
+
+
+def _net(value: str, col: _Collector, where: tuple) -> ipaddress.IPv4Network | None:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        col.add(where, f"{value!r} is not a valid IPv4 prefix: {exc}", "host bits must be zero, e.g. 10.0.1.0/24")
+        return None
+
+
+def _addr(value: str, col: _Collector, where: tuple) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError as exc:
+        col.add(where, f"{value!r} is not a valid IPv4 address: {exc}")
+        return None
+
+
+def _endpoints(raw: list, prefix, nodes: dict, col: _Collector, where: tuple) -> list[Endpoint]:
+    """Resolve endpoints; an endpoint without an address gets host number index+1 of the prefix."""
+    out = []
+    hosts = list(prefix.hosts()) if prefix else []
+    for i, item in enumerate(raw):
+        here = where + (i,)
+        if isinstance(item, str):
+            node, ifname = item.split(":", 1)
+            explicit = None
+        else:
+            node, ifname, explicit = item["node"], item["ifname"], item.get("address")
+        if node not in nodes:
+            known = ", ".join(sorted(nodes))
+            col.add(here, f"unknown node {node!r}", f"nodes defined in this file: {known}")
+            continue
+        if explicit:
+            try:
+                address = ipaddress.IPv4Interface(explicit)
+            except ValueError as exc:
+                col.add(here + ("address",), f"{explicit!r} is not a valid address: {exc}")
+                continue
+            if prefix and address.network != prefix:
+                col.add(here + ("address",), f"{explicit} is not inside {prefix}", f"use an address of {prefix} with /{prefix.prefixlen}")
+                continue
+        elif prefix:
+            if i >= len(hosts):
+                col.add(here, f"{prefix} has no room for endpoint number {i + 1}", "use a larger prefix")
+                continue
+            address = ipaddress.IPv4Interface(f"{hosts[i]}/{prefix.prefixlen}")
+        else:
+            continue
+        out.append(Endpoint(node, ifname, address))
+    return out
+
+
+def _build(data: dict, path: Path, col: _Collector) -> Topology:
+    nodes_raw: dict = data["nodes"]
+    nodes: dict[str, Node] = {}
+    for name, raw in nodes_raw.items():
+        where = ("nodes", name)
+        routes = []
+        for i, r in enumerate(raw.get("routes", [])):
+            to = ipaddress.IPv4Network("0.0.0.0/0") if r["to"] == "default" else _net(r["to"], col, where + ("routes", i, "to"))
+            via = _addr(r["via"], col, where + ("routes", i, "via"))
+            if to is not None and via is not None:
+                routes.append(Route(to, via))
+        tun = raw.get("tunnel_address")
+        tun_addr = _addr(tun, col, where + ("tunnel_address",)) if tun else None
+        if tun and raw["role"] not in ("hub", "spoke"):
+            col.add(where + ("tunnel_address",), f"a node with role {raw['role']!r} has no tunnel", "only hub and spoke nodes join the DMVPN")
+        nodes[name] = Node(
+            name=name,
+            role=raw["role"],
+            routes=tuple(routes),
+            sysctls=tuple((k, str(v)) for k, v in raw.get("sysctls", {}).items()),
+            tunnel_address=tun_addr,
+            frr_extra=tuple(raw.get("frr_extra", {}).items()),
+            swanctl_extra=raw.get("swanctl_extra", ""),
+        )
+
+    links = []
+    for i, raw in enumerate(data.get("links", [])):
+        where = ("links", i)
+        prefix = _net(raw["prefix"], col, where + ("prefix",))
+        eps = _endpoints(raw["endpoints"], prefix, nodes, col, where + ("endpoints",))
+        if len(eps) == 2:
+            name = raw.get("name") or f"{eps[0]}--{eps[1]}"
+            if eps[0].node == eps[1].node:
+                col.add(where + ("endpoints",), f"link joins node {eps[0].node!r} to itself")
+            links.append(Link(name, prefix, (eps[0], eps[1])))
+
+    segments = []
+    for name, raw in data.get("segments", {}).items():
+        where = ("segments", name)
+        prefix = _net(raw["prefix"], col, where + ("prefix",))
+        eps = _endpoints(raw["members"], prefix, nodes, col, where + ("members",))
+        segments.append(Segment(name, prefix, tuple(eps)))
+
+    _check_endpoints(links, segments, col)
+    dmvpn = _build_dmvpn(data.get("dmvpn"), nodes, segments, col) if "dmvpn" in data else None
+    if dmvpn:
+        nodes = _assign_tunnel_addresses(nodes, dmvpn, col)
+    _check_roles(nodes, dmvpn, col)
+    return Topology(
+        name=data["name"], source=path, nodes=nodes, links=tuple(links), segments=tuple(segments),
+        dmvpn=dmvpn, description=data.get("description", ""),
+    )
+
+
+def _check_endpoints(links, segments, col: _Collector) -> None:
+    seen_if: dict[tuple[str, str], str] = {}
+    seen_ip: dict[ipaddress.IPv4Address, str] = {}
+    places = [(("links", i, "endpoints", j), ep) for i, l in enumerate(links) for j, ep in enumerate(l.endpoints)]
+    places += [(("segments", s.name, "members", j), ep) for s in segments for j, ep in enumerate(s.members)]
+    for where, ep in places:
+        key = (ep.node, ep.ifname)
+        if key in seen_if:
+            col.add(where, f"interface {ep} is used twice (also at {seen_if[key]})", "give each attachment its own ifname")
+        else:
+            seen_if[key] = _fmt(where)
+        if ep.address.ip in seen_ip:
+            col.add(where, f"address {ep.address.ip} is assigned twice (also at {seen_ip[ep.address.ip]})")
+        else:
+            seen_ip[ep.address.ip] = _fmt(where)
+
+
+def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector) -> Dmvpn | None:
+    where = ("dmvpn",)
+    names = [s.name for s in segments]
+    if raw["underlay"] not in names:
+        col.add(where + ("underlay",), f"underlay {raw['underlay']!r} is not a segment of this topology",
+                f"segments defined: {', '.join(names) or 'none'}")
+    network = _net(raw["tunnel"]["network"], col, where + ("tunnel", "network"))
+    if network is None:
+        return None
+    nhrp, routing, ipsec_raw = raw.get("nhrp", {}), raw.get("routing", {}), raw.get("ipsec", {})
+    props = ipsec_raw.get("proposals", {})
+    default = IPsec()
+    ipsec = IPsec(
+        enabled=ipsec_raw.get("enabled", True),
+        ike_proposals=tuple(props.get("ike", default.ike_proposals)),
+        esp_proposals=tuple(props.get("esp", default.esp_proposals)),
+        psk=ipsec_raw.get("psk"),
+    )
+    dm = Dmvpn(
+        underlay=raw["underlay"], network=network,
+        ifname=raw["tunnel"].get("ifname", "gre1"), key=raw["tunnel"].get("key", 42),
+        network_id=nhrp.get("network_id", 1), holdtime=nhrp.get("holdtime", 60),
+        authentication=nhrp.get("authentication"), phase=raw.get("phase", 2),
+        protocol=routing.get("protocol", "bgp"), asn=routing.get("asn", 65000), ipsec=ipsec,
+    )
+    members = {ep.node for s in segments if s.name == dm.underlay for ep in s.members}
+    for node in nodes.values():
+        if node.in_dmvpn and node.name not in members and dm.underlay in names:
+            col.add(("nodes", node.name, "role"), f"{node.role} {node.name!r} is not attached to the underlay segment {dm.underlay!r}",
+                    f"add '{node.name}:eth0' to segments.{dm.underlay}.members")
+    return dm
+
+
+def _assign_tunnel_addresses(nodes: dict, dm: Dmvpn, col: _Collector) -> dict:
+    """Hubs first, then spokes, in file order, take .1, .2, ... of the tunnel network."""
+    taken = {n.tunnel_address for n in nodes.values() if n.tunnel_address}
+    for n in nodes.values():
+        if n.tunnel_address and n.tunnel_address not in dm.network:
+            col.add(("nodes", n.name, "tunnel_address"), f"{n.tunnel_address} is not inside the tunnel network {dm.network}")
+    free = (h for h in dm.network.hosts() if h not in taken)
+    order = [n for n in nodes.values() if n.role == "hub"] + [n for n in nodes.values() if n.role == "spoke"]
+    out = dict(nodes)
+    for n in order:
+        if n.tunnel_address is None:
+            out[n.name] = Node(**{**n.__dict__, "tunnel_address": next(free)})
+    return out
+
+
+def _check_roles(nodes: dict, dmvpn: Dmvpn | None, col: _Collector) -> None:
+    hubs = [n for n in nodes.values() if n.role == "hub"]
+    spokes = [n for n in nodes.values() if n.role == "spoke"]
+    if (hubs or spokes) and dmvpn is None:
+        col.add(("dmvpn",), "hub and spoke nodes need a 'dmvpn' section", "add dmvpn: {underlay: ..., tunnel: {network: ...}}")
+    if dmvpn is not None and len(hubs) != 1:
+        col.add(("nodes",), f"a DMVPN needs exactly one hub, found {len(hubs)}", "set role: hub on one node")

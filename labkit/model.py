@@ -1,0 +1,154 @@
+"""The topology model: pure data, no I/O.
+
+A :class:`Topology` is what ``load`` returns after validation: every address is resolved,
+every reference checked. Expansion (``labkit.expand``) turns it into per-node plans.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("hub", "spoke", "host", "router")
+ROUTING_PROTOCOLS = ("bgp",)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One interface of one node, attached to a link or a segment."""
+
+    node: str
+    ifname: str
+    address: ipaddress.IPv4Interface
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.ifname}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point veth link between two endpoints."""
+
+    name: str
+    prefix: ipaddress.IPv4Network
+    endpoints: tuple[Endpoint, Endpoint]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A multi-access network (built as a bridge) joining any number of endpoints."""
+
+    name: str
+    prefix: ipaddress.IPv4Network
+    members: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A static route: ``to`` a prefix (``0.0.0.0/0`` for default) ``via`` a gateway."""
+
+    to: ipaddress.IPv4Network
+    via: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
+class Node:
+    """A lab node. ``role`` decides what expansion gives it."""
+
+    name: str
+    role: str
+    routes: tuple[Route, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+    tunnel_address: ipaddress.IPv4Address | None = None
+    frr_extra: tuple[tuple[str, str], ...] = ()  # (daemon, raw config)
+    swanctl_extra: str = ""
+
+    @property
+    def is_router(self) -> bool:
+        return self.role in ("hub", "spoke", "router")
+
+    @property
+    def in_dmvpn(self) -> bool:
+        return self.role in ("hub", "spoke")
+
+
+@dataclass(frozen=True)
+class IPsec:
+    """IPsec protecting the mGRE tunnel: ESP transport mode, GRE selectors, trap policies."""
+
+    enabled: bool = True
+    ike_proposals: tuple[str, ...] = ("aes256-sha256-modp2048",)
+    esp_proposals: tuple[str, ...] = ("aes256gcm16",)
+    psk: str | None = None  # None: generated per lab
+
+
+@dataclass(frozen=True)
+class Dmvpn:
+    """The DMVPN overlay: one mGRE tunnel network over one underlay segment."""
+
+    underlay: str
+    network: ipaddress.IPv4Network
+    ifname: str = "gre1"
+    key: int = 42
+    network_id: int = 1
+    holdtime: int = 60
+    authentication: str | None = None
+    phase: int = 2
+    protocol: str = "bgp"
+    asn: int = 65000
+    ipsec: IPsec = field(default_factory=IPsec)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A validated topology. ``source`` is the file it came from (for messages)."""
+
+    name: str
+    source: Path
+    nodes: dict[str, Node]
+    links: tuple[Link, ...] = ()
+    segments: tuple[Segment, ...] = ()
+    dmvpn: Dmvpn | None = None
+    description: str = ""
+
+    @property
+    def directory(self) -> Path:
+        return self.source.parent
+
+    def endpoints(self, node: str | None = None) -> list[Endpoint]:
+        """All endpoints (of one node, if given), links first then segments, in file order."""
+        eps = [ep for link in self.links for ep in link.endpoints]
+        eps += [ep for seg in self.segments for ep in seg.members]
+        return [ep for ep in eps if node is None or ep.node == node]
+
+    def hubs(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role == "hub"]
+
+    def spokes(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role == "spoke"]
+
+    def segment(self, name: str) -> Segment:
+        for seg in self.segments:
+            if seg.name == name:
+                return seg
+        raise KeyError(name)
+
+    def owner_of(self, address: ipaddress.IPv4Address) -> str | None:
+        """The node holding ``address`` on any interface, tunnel included."""
+        for ep in self.endpoints():
+            if ep.address.ip == address:
+                return ep.node
+        for node in self.nodes.values():
+            if node.tunnel_address == address:
+                return node.name
+        return None
+
+    def required_kernel_features(self) -> list[str]:
+        """Kernel features this topology needs beyond netns and veth."""
+        feats = ["veth", "bridge"] if self.segments else ["veth"]
+        if self.dmvpn:
+            feats += ["gre", "nflog"]
+            if self.dmvpn.ipsec.enabled:
+                feats += ["esp", "xfrm"]
+        return feats

@@ -1,0 +1,101 @@
+"""IPsec state from strongSwan's vici socket as typed results (IKE SAs with their CHILD SAs)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import LabkitError
+
+
+def _s(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode(errors="replace")
+    return str(value) if value is not None else ""
+
+
+def _ip(value: Any) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(_s(value))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class ChildSa:
+    """An ESP/AH CHILD_SA: state (INSTALLED, ...), mode (TRANSPORT/TUNNEL), selectors, counters."""
+
+    name: str
+    state: str
+    mode: str
+    protocol: str
+    encap: bool
+    local_ts: tuple[str, ...]
+    remote_ts: tuple[str, ...]
+    bytes_in: int
+    bytes_out: int
+    packets_in: int
+    packets_out: int
+
+    @property
+    def protects_gre(self) -> bool:
+        """Both selectors are limited to GRE (IP protocol 47)."""
+        return bool(self.local_ts) and all(ts.endswith("[gre]") for ts in self.local_ts + self.remote_ts)
+
+    @classmethod
+    def from_vici(cls, name: str, d: dict) -> "ChildSa":
+        n = lambda k: int(_s(d.get(k)) or 0)  # noqa: E731
+        return cls(
+            name=_s(d.get("name", name)), state=_s(d.get("state")), mode=_s(d.get("mode")),
+            protocol=_s(d.get("protocol")), encap=_s(d.get("encap")) == "yes",
+            local_ts=tuple(_s(t) for t in d.get("local-ts", [])),
+            remote_ts=tuple(_s(t) for t in d.get("remote-ts", [])),
+            bytes_in=n("bytes-in"), bytes_out=n("bytes-out"), packets_in=n("packets-in"), packets_out=n("packets-out"),
+        )
+
+
+@dataclass(frozen=True)
+class IkeSa:
+    """An IKE SA between two NBMA addresses and the CHILD SAs negotiated under it."""
+
+    name: str
+    state: str
+    local_host: ipaddress.IPv4Address | None
+    remote_host: ipaddress.IPv4Address | None
+    nat_any: bool
+    children: tuple[ChildSa, ...]
+
+    @classmethod
+    def from_vici(cls, name: str, d: dict) -> "IkeSa":
+        kids = d.get("child-sas", {}) or {}
+        return cls(
+            name=name, state=_s(d.get("state")), local_host=_ip(d.get("local-host")),
+            remote_host=_ip(d.get("remote-host")),
+            nat_any=any(_s(d.get(k)) == "yes" for k in ("nat-local", "nat-remote", "nat-any")),
+            children=tuple(ChildSa.from_vici(k, v) for k, v in kids.items()),
+        )
+
+
+def parse_sas(blocks: list[dict]) -> list[IkeSa]:
+    """``list-sas`` streams one ``{name: sa}`` block per IKE SA."""
+    return [IkeSa.from_vici(_s(name), sa) for block in blocks for name, sa in block.items()]
+
+
+def list_sas(vici_socket_path: str, timeout: float = 10.0) -> list[IkeSa]:
+    """Query charon's vici socket for every IKE SA."""
+    import vici  # imported lazily: only nodes with IPsec need it
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(vici_socket_path)
+    except OSError as exc:
+        sock.close()
+        raise LabkitError(f"cannot reach charon's vici socket {vici_socket_path}: {exc.strerror or exc}") from exc
+    try:
+        session = vici.Session(sock)
+        return parse_sas(list(session.list_sas()))
+    finally:
+        sock.close()

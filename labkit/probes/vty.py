@@ -1,0 +1,51 @@
+"""Talk to a FRR daemon's vty unix socket directly (the protocol vtysh uses), no process spawn.
+
+The client sends the command NUL-terminated; the daemon answers with the output followed by
+three NUL bytes and a status byte (0 = success).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from ..errors import LabkitError
+
+
+class VtyError(LabkitError):
+    """A FRR daemon rejected a command or could not be reached."""
+
+
+def vty_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
+    """Run one vty command against the daemon listening on ``socket_path`` and return its output."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(socket_path)
+        except OSError as exc:
+            raise VtyError(f"cannot reach FRR daemon at {socket_path}: {exc.strerror or exc}") from exc
+        sock.sendall(command.encode() + b"\0")
+        buf = b""
+        while not (len(buf) >= 4 and buf[-4:-1] == b"\0\0\0"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise VtyError(f"FRR daemon at {socket_path} closed the connection during {command!r}")
+            buf += chunk
+    except socket.timeout as exc:
+        raise VtyError(f"FRR daemon at {socket_path} did not answer {command!r} within {timeout:g}s") from exc
+    finally:
+        sock.close()
+    status, text = buf[-1], buf[:-4].decode(errors="replace")
+    if status != 0:
+        raise VtyError(f"{command!r} failed (status {status}): {text.strip()}")
+    return text
+
+
+def vty_json(socket_path: str, command: str, timeout: float = 10.0):
+    """Run a ``... json`` command and decode its output."""
+    text = vty_command(socket_path, command, timeout)
+    try:
+        return json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise VtyError(f"{command!r} did not return JSON: {text[:200]!r}") from exc

@@ -1,0 +1,194 @@
+"""The labkit pytest plugin (entry point ``pytest11: labkit``).
+
+* Chooses where labs run: natively when this kernel has what the collected topologies need,
+  otherwise the whole pytest session is re-run inside the VM sandbox (one boot per session),
+  whose output and exit code become this run's. The choice and its reason are always printed.
+* Fixtures: ``lab`` (module scope, from ``topology.yaml`` beside the test module),
+  ``lab_node`` and ``lab_host`` factories, and ``wait_until``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from . import wait as _wait
+from .errors import LabkitError, TopologyError
+from .lab import Lab
+from .load import load
+from .sandbox import vm
+
+_DECISION_KEY = pytest.StashKey[str]()
+_FAILED_KEY = pytest.StashKey[set]()
+
+
+def add_options(add) -> None:
+    """Options shared by pytest (``parser.addoption``) and the CLI (``argparse``)."""
+    add("--sandbox", choices=("auto", "on", "off"), default=None,
+        help="run labs in the VM sandbox: auto (when this kernel lacks a needed feature), on, off. "
+             "Default: $LABKIT_SANDBOX or auto.")
+    add("--runtime", dest="labkit_runtime", choices=("netns",), default="netns", help="node runtime (default netns)")
+    add("--keep-lab", action="store_true", default=False, help="do not tear labs down (debugging; native mode only)")
+    add("--lab-artifacts", default=None, metavar="DIR",
+        help="copy daemon logs of labs with failed tests here (default: .labkit-artifacts in the rootdir)")
+    add("--converge-timeout", type=float, default=180.0, help="seconds a lab may take to converge (default 180)")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("labkit", "labkit network labs")
+    add_options(group.addoption)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "topology(path): the topology a module's `lab` fixture builds")
+    config.stash[_FAILED_KEY] = set()
+
+
+def _topologies(args: list[str], rootdir: Path) -> list[Path]:
+    """Topology files under the paths pytest was given (or the rootdir)."""
+    found = []
+    paths = [Path(a.split("::")[0]) for a in args if not a.startswith("-")] or [rootdir]
+    for p in paths:
+        p = p if p.is_absolute() else Path.cwd() / p
+        if p.is_dir():
+            found += sorted(p.rglob("topology.yaml"))
+        elif p.is_file() and (p.parent / "topology.yaml").exists():
+            found.append(p.parent / "topology.yaml")
+    return sorted(set(found))
+
+
+def _needed_features(files: list[Path]) -> list[str]:
+    needed: list[str] = []
+    for f in files:
+        try:
+            for feat in load(f).required_kernel_features():
+                if feat not in needed:
+                    needed.append(feat)
+        except TopologyError:
+            continue  # reported by the lab fixture of that module
+    return needed
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """Re-run the whole session inside the VM sandbox when this kernel cannot host the labs."""
+    if config.option.help or config.option.collectonly and not vm.inside():
+        return None
+    mode = config.getoption("sandbox") or vm.mode_from_env()
+    files = _topologies(list(config.invocation_params.args), Path(str(config.rootpath)))
+    if not files:
+        return None
+    needed = _needed_features(files)
+    try:
+        decision = vm.decide(needed, mode)
+    except LabkitError as exc:
+        sys.stderr.write(f"labkit: error: {exc}\n")
+        return pytest.ExitCode.USAGE_ERROR
+    config.stash[_DECISION_KEY] = str(decision)
+    if not decision.use:
+        return None
+    tw = sys.stdout
+    tw.write(f"labkit: mode: {decision}\n")
+    tw.flush()
+    argv = [sys.executable, "-m", "pytest", *config.invocation_params.args]
+    try:
+        return vm.run(argv, cwd=str(config.invocation_params.dir),
+                      progress=lambda m: (tw.write(f"labkit: {m}\n"), tw.flush()))
+    except LabkitError as exc:
+        sys.stderr.write(f"labkit: error: {exc}\n")
+        return pytest.ExitCode.USAGE_ERROR
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    decision = config.stash.get(_DECISION_KEY, None)
+    where = "inside the VM sandbox" if vm.inside() else (decision or "no topology collected")
+    return [f"labkit: mode: {where}"]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    if report.failed:
+        item.config.stash[_FAILED_KEY].add(item.module.__name__ if hasattr(item, "module") and item.module else "")
+    return report
+
+
+def _topology_for(request: pytest.FixtureRequest) -> Path:
+    marker = request.node.get_closest_marker("topology")
+    base = Path(str(request.node.path)).parent
+    if marker:
+        return (base / marker.args[0]).resolve()
+    if hasattr(request, "param"):
+        return (base / request.param).resolve()
+    here = base / "topology.yaml"
+    if not here.exists():
+        raise LabkitError(f"no topology.yaml beside {request.node.path}: add one, or mark the module with "
+                          "pytestmark = pytest.mark.topology('path/to/topology.yaml')")
+    return here
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest):
+    """Name: lab. Scope: module. Depends: the topology.yaml beside the test module.
+
+    A running :class:`labkit.lab.Lab`, converged, shared by the module's tests and torn down
+    after them (kept with ``--keep-lab``). Daemon logs of a module with failures are copied to
+    ``--lab-artifacts``.
+    """
+    config = request.config
+    topo = _topology_for(request)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(msg: str) -> None:
+        if reporter is not None and config.getoption("verbose") > 0:
+            reporter.write_line(f"labkit: {msg}")
+
+    the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress)
+    the_lab.up()
+    try:
+        yield the_lab
+    finally:
+        if request.module.__name__ in config.stash[_FAILED_KEY]:
+            _save_artifacts(the_lab, config)
+        if not config.getoption("keep_lab") or vm.inside():
+            the_lab.down()
+        else:
+            sys.stderr.write(f"labkit: keeping lab {the_lab.id} (--keep-lab); remove it with 'labkit cleanup'\n")
+
+
+def _save_artifacts(the_lab: Lab, config: pytest.Config) -> None:
+    dest = Path(config.getoption("lab_artifacts") or Path(str(config.rootpath)) / ".labkit-artifacts") / the_lab.topology.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in the_lab.topology.nodes:
+        src = Path(the_lab.runtime.node_path(name, "/run/labkit"))
+        if src.exists():
+            shutil.copytree(src, dest / name, dirs_exist_ok=True)
+    sys.stderr.write(f"labkit: logs of {the_lab.topology.name} saved in {dest}\n")
+
+
+@pytest.fixture(scope="module")
+def lab_node(lab: Lab):
+    """Name: lab_node. Scope: module. Depends: lab. ``lab_node("spoke1")`` → :class:`NodeHandle`."""
+    return lab.node
+
+
+@pytest.fixture(scope="module")
+def lab_host(lab: Lab):
+    """Name: lab_host. Scope: module. Depends: lab. ``lab_host("h1")`` → a testinfra ``Host``."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = lab.node(name).host()
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture
+def wait_until():
+    """Name: wait_until. Scope: function. ``wait_until(predicate, timeout, desc)``: bounded polling."""
+    return _wait.wait_until

@@ -1,0 +1,206 @@
+"""The VM sandbox: run a command inside a throwaway VM with the distribution's kernel.
+
+virtme-ng boots this host's own root filesystem (read-only, with writable overlays) under the
+kernel from ``/boot``, loads the modules a lab needs, runs the command and powers off. Output
+streams back, and the command's exit code becomes ours, so a sandboxed run reads like a local
+one. Directories passed as ``rwdirs`` (the working directory by default) are shared read-write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PrerequisiteError
+
+GUEST_MODULES = ("ip_gre", "esp4", "xfrm_user", "xfrm_algo", "veth", "bridge", "nfnetlink_log",
+                 "xt_NFLOG", "xt_hashlimit", "nf_nat", "xt_MASQUERADE", "nf_conntrack")
+PASS_ENV = ("PYTEST_ADDOPTS", "CI", "TERM", "COLUMNS", "LINES", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+            "NO_COLOR", "FORCE_COLOR", "PY_COLORS")
+ENV_MODE = "LABKIT_SANDBOX"  # auto | on | off
+ENV_INSIDE = "LABKIT_IN_SANDBOX"
+ENV_ACCEL = "LABKIT_SANDBOX_ACCEL"  # auto | kvm | tcg
+KVM_PROBE_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to use the sandbox, why, and (if so) with which accelerator."""
+
+    use: bool
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{'VM sandbox' if self.use else 'native (host kernel)'}: {self.reason}"
+
+
+def inside() -> bool:
+    return os.environ.get(ENV_INSIDE) == "1"
+
+
+def mode_from_env(default: str = "auto") -> str:
+    mode = os.environ.get(ENV_MODE, default).lower()
+    if mode not in ("auto", "on", "off"):
+        raise PrerequisiteError(f"{ENV_MODE}={mode!r} is not valid; use auto, on or off")
+    return mode
+
+
+def decide(needed: list[str], mode: str = "auto") -> Decision:
+    """Choose native or sandbox for a run that needs kernel ``needed`` features."""
+    if inside():
+        return Decision(False, "already inside the VM sandbox")
+    if mode == "on":
+        return Decision(True, "forced on (--sandbox=on / LABKIT_SANDBOX=on)")
+    from .probe import probe_kernel
+
+    lacking = probe_kernel(needed).lacks(needed)
+    if mode == "off":
+        if lacking:
+            detail = "; ".join(f"{f}: {why}" for f, why in lacking.items())
+            raise PrerequisiteError(
+                f"the sandbox is forced off but this kernel lacks {', '.join(lacking)} ({detail}). "
+                "Run on a host whose kernel has them, or use --sandbox=auto")
+        return Decision(False, "forced off (--sandbox=off / LABKIT_SANDBOX=off)")
+    if lacking:
+        return Decision(True, f"host kernel lacks {', '.join(sorted(lacking))}")
+    return Decision(False, f"host kernel has {', '.join(needed)}")
+
+
+def find_kernel() -> tuple[Path, str]:
+    """The newest ``/boot/vmlinuz-*`` whose modules are installed."""
+    candidates = []
+    for image in Path("/boot").glob("vmlinuz-*"):
+        release = image.name[len("vmlinuz-"):]
+        if Path("/lib/modules", release, "modules.dep").exists():
+            candidates.append((tuple(int(x) for x in re.findall(r"\d+", release)), image, release))
+    if not candidates:
+        raise PrerequisiteError("no kernel with modules in /boot for the VM sandbox: "
+                                "apt-get install linux-image-amd64")
+    _, image, release = max(candidates)
+    return image, release
+
+
+def _require_tools() -> None:
+    missing = [b for b in ("vng", "qemu-system-x86_64", "busybox") if not shutil.which(b)]
+    if missing:
+        fixes = {"vng": "pip install virtme-ng", "qemu-system-x86_64": "apt-get install qemu-system-x86",
+                 "busybox": "apt-get install busybox-static"}
+        raise PrerequisiteError("the VM sandbox needs " + ", ".join(missing) + ": "
+                                + "; ".join(fixes[m] for m in missing))
+
+
+def _cache_file() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "labkit" / "kvm-probe.json"
+
+
+def kvm_works(kernel: Path, progress=lambda m: None) -> tuple[bool, str]:
+    """Bounded probe: boot the sandbox once with KVM; a guest that does not finish in time means TCG.
+
+    The answer is cached per host kernel, guest kernel and qemu binary.
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is not usable"
+    forced = os.environ.get(ENV_ACCEL, "auto").lower()
+    if forced in ("kvm", "tcg"):
+        return forced == "kvm", f"forced by {ENV_ACCEL}={forced}"
+    qemu = shutil.which("qemu-system-x86_64") or ""
+    key = hashlib.sha256(f"{os.uname().release}|{kernel}|{qemu}|{os.stat(qemu).st_mtime if qemu else 0}".encode()).hexdigest()[:16]
+    cache = _cache_file()
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached["kvm"], cached["reason"] + " (cached probe)"
+    except (OSError, ValueError, KeyError):
+        pass
+    progress(f"probing KVM (a guest must boot within {KVM_PROBE_TIMEOUT:g}s) ...")
+    t0 = time.monotonic()
+    argv = ["vng", "--run", str(kernel), "--cpus", "1", "--memory", "512M", "--exec", "true"]
+    try:
+        probe = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        rc = probe.wait(timeout=KVM_PROBE_TIMEOUT)
+        ok = rc == 0
+        reason = f"KVM guest booted in {time.monotonic() - t0:.1f}s" if ok else f"KVM guest failed (rc={rc})"
+    except subprocess.TimeoutExpired:
+        _kill_group(probe)
+        ok, reason = False, f"KVM guest did not finish within {KVM_PROBE_TIMEOUT:g}s"
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"key": key, "kvm": ok, "reason": reason}))
+    except OSError:
+        pass
+    return ok, reason
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill vng and its qemu (they share the process group we started)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def guest_script(argv: list[str], cwd: str, env: dict[str, str]) -> str:
+    """The shell script the guest runs: load modules, enter cwd, exec the command."""
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+    return (
+        "#!/bin/sh\n"
+        "exec 2>&1\n"  # vng forwards only the guest stdout
+
+        f"modprobe -a {' '.join(GUEST_MODULES)} || echo 'labkit: warning: some kernel modules did not load' >&2\n"
+        f"cd {shlex.quote(cwd)} || exit 125\n"
+        f"{exports}"
+        f"exec {shlex.join(argv)}\n"
+    )
+
+
+def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None, cpus: int | None = None,
+        memory: str = "4G", progress=lambda m: None) -> int:
+    """Run ``argv`` inside the VM sandbox and return its exit code.
+
+    Raises:
+        PrerequisiteError: when qemu, virtme-ng, busybox or a kernel image is missing.
+    """
+    _require_tools()
+    kernel, release = find_kernel()
+    use_kvm, why = kvm_works(kernel, progress)
+    cwd = os.path.abspath(cwd or os.getcwd())
+    cpus = cpus or os.cpu_count() or 1
+    progress(f"VM sandbox: kernel {release}, {'KVM' if use_kvm else 'TCG (software emulation)'} ({why}), "
+             f"{cpus} vCPU, {memory}")
+    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("LABKIT_")})
+    env[ENV_INSIDE] = "1"
+    env["PYTHONUNBUFFERED"] = "1"  # stream output through the VM console as it happens
+    env["PATH"] = os.pathsep.join(dict.fromkeys([os.path.dirname(sys.executable)] + os.environ.get("PATH", "").split(os.pathsep)))
+    with tempfile.TemporaryDirectory(prefix="labkit-vm-") as tmp:
+        script = Path(tmp, "guest.sh")
+        script.write_text(guest_script(argv, cwd, env))
+        cmd = ["vng", "--run", str(kernel), "--cpus", str(cpus), "--memory", memory, "--cwd", cwd]
+        if not use_kvm:
+            cmd.append("--disable-kvm")
+        for d in dict.fromkeys([cwd] + list(rwdirs or [])):
+            cmd += ["--rwdir", d]
+        cmd += ["--exec", f"sh {shlex.quote(str(script))}"]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            rc = proc.wait()
+        except BaseException:  # Ctrl-C or a crash of ours: never leave a VM behind
+            _kill_group(proc)
+            raise
+    progress(f"VM sandbox: finished in {time.monotonic() - t0:.0f}s with exit code {rc}")
+    return rc
