@@ -6,6 +6,7 @@ once, with all of them, before anything is created.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 from importlib import resources
@@ -99,16 +100,31 @@ def load(path: str | Path) -> Topology:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise TopologyError([Problem(str(path), line, "", f"YAML syntax error: {getattr(exc, 'problem', exc)}")]) from None
+        message = f"YAML syntax error: {getattr(exc, 'problem', exc)}"
+        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and cmark is not None and cmark.line + 1 != line:
+            message += f" ({context} started at line {cmark.line + 1})"
+        raise TopologyError([Problem(str(path), line, "", message)]) from None
     data = _to_python(root, (), lines) if root is not None else None
     col = _Collector(str(path), lines)
     if not isinstance(data, dict):
         col.add((), "the file must hold a mapping with at least 'name' and 'nodes'")
         raise TopologyError(col.problems)
     validator = jsonschema.Draft202012Validator(schema())
-    for err in sorted(validator.iter_errors(data), key=lambda e: (col.line_of(tuple(e.absolute_path)) or 0)):
-        message, hint = _schema_message(err)
-        col.add(tuple(err.absolute_path), message, hint)
+    found = []
+    for err in validator.iter_errors(data):
+        where = tuple(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = sorted(err.schema.get("properties", {}))
+            for key in err.instance:
+                if key not in allowed:
+                    close = difflib.get_close_matches(str(key), allowed, n=1)
+                    hint = (f"did you mean {close[0]!r}? " if close else "") + f"allowed fields here: {', '.join(allowed)}"
+                    found.append((where + (key,), f"unknown field {key!r}", hint))
+            continue
+        found.append((where, *_schema_message(err)))
+    for where, message, hint in sorted(found, key=lambda f: col.line_of(f[0]) or 0):
+        col.add(where, message, hint)
     if col.problems:
         raise TopologyError(col.problems)
     topo = _build(data, path, col)
@@ -121,7 +137,11 @@ def _net(value: str, col: _Collector, where: tuple) -> ipaddress.IPv4Network | N
     try:
         return ipaddress.IPv4Network(value, strict=True)
     except ValueError as exc:
-        col.add(where, f"{value!r} is not a valid IPv4 prefix: {exc}", "host bits must be zero, e.g. 10.0.1.0/24")
+        try:
+            hint = f"host bits must be zero: did you mean {ipaddress.IPv4Network(value, strict=False)}?"
+        except ValueError:
+            hint = "write a network address and a prefix length, e.g. 10.0.1.0/24"
+        col.add(where, f"{value!r} is not a valid IPv4 prefix: {exc}", hint)
         return None
 
 
@@ -212,10 +232,11 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
         segments.append(Segment(name, prefix, tuple(eps)))
 
     _check_endpoints(links, segments, col)
-    dmvpn = _build_dmvpn(data.get("dmvpn"), nodes, segments, col) if "dmvpn" in data else None
+    used = {(ep.node, ep.ifname) for link in links for ep in link.endpoints} | {(ep.node, ep.ifname) for s in segments for ep in s.members}
+    dmvpn = _build_dmvpn(data.get("dmvpn"), nodes, segments, col, used) if "dmvpn" in data else None
     if dmvpn:
         nodes = _assign_tunnel_addresses(nodes, dmvpn, col)
-    _check_roles(nodes, dmvpn, col)
+    _check_roles(nodes, dmvpn, col, has_section="dmvpn" in data)
     return Topology(
         name=data["name"], source=path, nodes=nodes, links=tuple(links), segments=tuple(segments),
         dmvpn=dmvpn, description=data.get("description", ""),
@@ -239,7 +260,7 @@ def _check_endpoints(links, segments, col: _Collector) -> None:
             seen_ip[ep.address.ip] = _fmt(where)
 
 
-def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector) -> Dmvpn | None:
+def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector, used: set = frozenset()) -> Dmvpn | None:
     where = ("dmvpn",)
     names = [s.name for s in segments]
     if raw["underlay"] not in names:
@@ -267,8 +288,9 @@ def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector) -> Dmv
     members = {ep.node for s in segments if s.name == dm.underlay for ep in s.members}
     for node in nodes.values():
         if node.in_dmvpn and node.name not in members and dm.underlay in names:
+            ifname = next(f"eth{i}" for i in range(len(used) + 1) if (node.name, f"eth{i}") not in used)
             col.add(("nodes", node.name, "role"), f"{node.role} {node.name!r} is not attached to the underlay segment {dm.underlay!r}",
-                    f"add '{node.name}:eth0' to segments.{dm.underlay}.members")
+                    f"add '{node.name}:{ifname}' to segments.{dm.underlay}.members")
     return dm
 
 
@@ -283,14 +305,23 @@ def _assign_tunnel_addresses(nodes: dict, dm: Dmvpn, col: _Collector) -> dict:
     out = dict(nodes)
     for n in order:
         if n.tunnel_address is None:
-            out[n.name] = Node(**{**n.__dict__, "tunnel_address": next(free)})
+            address = next(free, None)
+            if address is None:
+                col.add(("dmvpn", "tunnel", "network"), f"{dm.network} has no free address left for {n.role} {n.name!r}",
+                        "use a larger tunnel network")
+                continue
+            out[n.name] = Node(**{**n.__dict__, "tunnel_address": address})
     return out
 
 
-def _check_roles(nodes: dict, dmvpn: Dmvpn | None, col: _Collector) -> None:
+def _check_roles(nodes: dict, dmvpn: Dmvpn | None, col: _Collector, has_section: bool = False) -> None:
     hubs = [n for n in nodes.values() if n.role == "hub"]
     spokes = [n for n in nodes.values() if n.role == "spoke"]
-    if (hubs or spokes) and dmvpn is None:
+    if (hubs or spokes) and dmvpn is None and not has_section:
         col.add(("dmvpn",), "hub and spoke nodes need a 'dmvpn' section", "add dmvpn: {underlay: ..., tunnel: {network: ...}}")
-    if dmvpn is not None and len(hubs) != 1:
-        col.add(("nodes",), f"a DMVPN needs exactly one hub, found {len(hubs)}", "set role: hub on one node")
+    if dmvpn is not None and not hubs:
+        col.add(("nodes",), "a DMVPN needs exactly one hub, found none", "set role: hub on one node")
+    elif dmvpn is not None and len(hubs) > 1:
+        names = ", ".join(repr(n.name) for n in hubs)
+        col.add(("nodes", hubs[1].name, "role"), f"a DMVPN needs exactly one hub, found {len(hubs)}: {names}",
+                f"keep role: hub on {hubs[0].name!r} and make the others spokes")

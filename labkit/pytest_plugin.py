@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -35,6 +36,8 @@ def add_options(add) -> None:
     add("--lab-artifacts", default=None, metavar="DIR",
         help="copy daemon logs of labs with failed tests here (default: .labkit-artifacts in the rootdir)")
     add("--converge-timeout", type=float, default=180.0, help="seconds a lab may take to converge (default 180)")
+    add("--forbid-skips", action="store_true", default=None,
+        help="fail the session if any lab test is skipped (default: on when $CI is set)")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,6 +117,27 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     if report.failed:
         item.config.stash[_FAILED_KEY].add(item.module.__name__ if hasattr(item, "module") and item.module else "")
     return report
+
+
+_SKIPS: list[str] = []  # node ids of skipped tests in this process
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and report.when in ("setup", "call"):
+        _SKIPS.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A lab test that skipped is a test that did not run: with --forbid-skips (CI) that fails the run."""
+    forbid = session.config.getoption("forbid_skips")
+    if forbid is None:
+        forbid = bool(os.environ.get("CI"))
+    lab_skips = [n for n in _SKIPS if "topologies/" in n]
+    if forbid and lab_skips:
+        sys.stderr.write(f"labkit: {len(lab_skips)} lab test(s) skipped; skips are failures here (--forbid-skips / CI):\n")
+        for nodeid in lab_skips:
+            sys.stderr.write(f"  {nodeid}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _topology_for(request: pytest.FixtureRequest) -> Path:

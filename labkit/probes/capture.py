@@ -53,7 +53,7 @@ class Capture:
         self.frames: list[Frame] = []
         self._sock = ns.netns_socket(pid, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         if ifname:
-            self._sock.bind((ifname, 0))
+            self._sock.bind((ifname, ETH_P_ALL))  # protocol 0 would receive nothing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture-{self.label}", daemon=True)
         self._thread.start()

@@ -16,8 +16,8 @@ class VtyError(LabkitError):
     """A FRR daemon rejected a command or could not be reached."""
 
 
-def vty_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
-    """Run one vty command against the daemon listening on ``socket_path`` and return its output."""
+def vty_raw(socket_path: str, command: str, timeout: float = 10.0) -> tuple[int, str]:
+    """Run one vty command against the daemon listening on ``socket_path``: (status, output)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -36,16 +36,34 @@ def vty_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
         raise VtyError(f"FRR daemon at {socket_path} did not answer {command!r} within {timeout:g}s") from exc
     finally:
         sock.close()
-    status, text = buf[-1], buf[:-4].decode(errors="replace")
+    return buf[-1], buf[:-4].decode(errors="replace")
+
+
+def vty_command(socket_path: str, command: str, timeout: float = 10.0) -> str:
+    """Run one vty command and return its output; a non-zero status raises :class:`VtyError`."""
+    status, text = vty_raw(socket_path, command, timeout)
     if status != 0:
         raise VtyError(f"{command!r} failed (status {status}): {text.strip()}")
     return text
 
 
 def vty_json(socket_path: str, command: str, timeout: float = 10.0):
-    """Run a ``... json`` command and decode its output."""
-    text = vty_command(socket_path, command, timeout)
-    try:
-        return json.loads(text) if text.strip() else {}
-    except ValueError as exc:
-        raise VtyError(f"{command!r} did not return JSON: {text[:200]!r}") from exc
+    """Run a ``... json`` command and decode its output.
+
+    FRR answers an empty table with status 1 (warning) *and* valid JSON (seen with
+    ``show ip nhrp shortcut json`` on 8.4): the JSON wins; only output that is not JSON fails.
+    FRR 8.4 also prints the text table's header line before the JSON of
+    ``show ip nhrp shortcut json`` when there are entries: parsing starts at the first line
+    that opens a JSON value.
+    """
+    status, text = vty_raw(socket_path, command, timeout)
+    if not text.strip():
+        return {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip()[:1] in ("{", "["):
+            try:
+                return json.loads("\n".join(lines[i:]))
+            except ValueError:
+                break
+    raise VtyError(f"{command!r} did not return JSON (status {status}): {text[:200]!r}")

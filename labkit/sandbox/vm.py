@@ -196,8 +196,15 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
             cmd += ["--rwdir", d]
         cmd += ["--exec", f"sh {shlex.quote(str(script))}"]
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+        # qemu reopens /proc/self/fd/1 with O_TRUNC: hand it a pipe and copy to our stdout,
+        # so output redirected to a file is not clobbered.
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
+            out = sys.stdout.buffer
+            for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+                out.write(chunk)
+                out.flush()
             rc = proc.wait()
         except BaseException:  # Ctrl-C or a crash of ours: never leave a VM behind
             _kill_group(proc)

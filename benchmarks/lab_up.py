@@ -1,0 +1,49 @@
+"""Benchmark: how long each phase of lab-up takes (validate, create, wire, daemons, converge).
+
+    python3 benchmarks/lab_up.py [TOPOLOGY_DIR] [--rounds N]
+
+Prints figures; asserts nothing. When the host kernel lacks what the topology needs, the
+benchmark re-runs itself inside the VM sandbox (and says so), like the tests and the CLI do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from labkit.lab import PHASES, Lab, stderr_progress
+from labkit.load import load
+from labkit.sandbox import vm
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("topology", nargs="?", default="topologies/dmvpn_phase2")
+    ap.add_argument("--rounds", type=int, default=2, help="lab-ups to time (the first is cold)")
+    ap.add_argument("--sandbox", choices=("auto", "on", "off"), default=None)
+    args = ap.parse_args()
+    decision = vm.decide(load(args.topology).required_kernel_features(), args.sandbox or vm.mode_from_env())
+    print(f"labkit benchmark: mode: {decision}", flush=True)
+    if decision.use:
+        argv = [sys.executable, os.path.abspath(__file__), args.topology, "--rounds", str(args.rounds), "--sandbox", "off"]
+        return vm.run(argv, progress=stderr_progress)
+    rows = []
+    for i in range(args.rounds):
+        t0 = time.monotonic()
+        lab = Lab.from_path(args.topology)
+        with lab:
+            total = time.monotonic() - t0
+        rows.append({**lab.timings, "total": total, "teardown": time.monotonic() - t0 - total})
+        print(f"round {i + 1}: " + "  ".join(f"{k} {v:6.2f}s" for k, v in rows[-1].items()), flush=True)
+    print(f"\n{'phase':<10} {'first':>8} {'median':>8}   ({args.rounds} rounds, {len(load(args.topology).nodes)} nodes)")
+    for phase in (*PHASES, "total", "teardown"):
+        values = [r.get(phase, 0.0) for r in rows]
+        print(f"{phase:<10} {values[0]:8.2f} {statistics.median(values):8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""DMVPN phase 2 on real FRR nhrpd + BGP and strongSwan, asserted end to end.
+
+The tests run in file order against one lab (module scope): registration and hub-spoke IPsec
+first, then the shortcut's lifecycle: absent, path via the hub, traffic, present, path direct,
+and the wire carrying ESP only.
+"""
+
+import ipaddress
+
+import pytest
+
+from labkit import checks
+
+HUB, S1, S2, H1, H2 = "hub", "spoke1", "spoke2", "h1", "h2"
+NBMA = {HUB: "192.0.2.1", S1: "192.0.2.2", S2: "192.0.2.3"}
+TUNNEL = {HUB: "172.16.0.1", S1: "172.16.0.2", S2: "172.16.0.3"}
+
+
+def test_spokes_registered_at_hub(lab_node):
+    """The hub's NHRP cache maps each spoke's tunnel address to its own NBMA address."""
+    cache = {str(e.protocol): e for e in lab_node(HUB).nhrp_cache() if e.type == "dynamic"}
+    for spoke in (S1, S2):
+        assert TUNNEL[spoke] in cache, f"{spoke} not registered; hub cache: {cache}"
+        assert str(cache[TUNNEL[spoke]].nbma) == NBMA[spoke]
+
+
+def test_each_spoke_uses_hub_as_nhs(lab_node):
+    for spoke in (S1, S2):
+        nhs = lab_node(spoke).nhrp_nhs()
+        assert [(str(n.protocol), str(n.nbma)) for n in nhs] == [(TUNNEL[HUB], NBMA[HUB])]
+
+
+def test_bgp_learns_remote_lans_with_next_hop_unchanged(lab_node):
+    """Phase 2: the hub reflects spoke routes without rewriting the next hop."""
+    peers = lab_node(HUB).bgp_peers()
+    assert peers == {TUNNEL[S1]: "Established", TUNNEL[S2]: "Established"}
+    rib = lab_node(S1).vty_json("bgpd", "show bgp ipv4 unicast 10.0.2.0/24 json")
+    next_hops = {nh["ip"] for path in rib["paths"] for nh in path["nexthops"]}
+    assert next_hops == {TUNNEL[S2]}
+
+
+def test_hub_spoke_ipsec_sas_installed(lab):
+    """Each spoke and the hub: IKE SA ESTABLISHED, CHILD SA INSTALLED, ESP transport, GRE selectors."""
+    checks.hub_spoke_ipsec(lab)
+    ike, child = checks._transport_gre_sa(lab, S1, HUB)
+    assert (str(ike.local_host), str(ike.remote_host)) == (NBMA[S1], NBMA[HUB])
+    assert (child.protocol, child.mode) == ("ESP", "TRANSPORT")
+    assert child.local_ts == (f"{NBMA[S1]}/32[gre]",) and child.remote_ts == (f"{NBMA[HUB]}/32[gre]",)
+
+
+def test_hub_has_nflog_redirect_rule(lab_host):
+    """The hub logs tunnel-to-tunnel forwarding to NFLOG group 1, which drives NHRP redirects."""
+    rules = lab_host(HUB).run("iptables -S FORWARD").stdout
+    assert "-i gre1 -o gre1" in rules and "--nflog-group 1" in rules
+
+
+def test_no_shortcut_before_spoke_to_spoke_traffic(lab):
+    checks.no_shortcut(lab, S1, S2)
+    assert not any(str(s.remote_host) == NBMA[S2] for s in lab.node(S1).ike_sas())
+
+
+def test_path_crosses_hub_before_shortcut(lab):
+    path = lab.path(H1, H2)
+    assert path.reached, str(path)
+    assert path.nodes == (S1, HUB, S2, H2), str(path)
+
+
+def test_shortcut_and_spoke_to_spoke_sa_after_traffic(lab):
+    checks.shortcut_established(lab, S1, S2)
+    shortcuts = lab.node(S1).nhrp_shortcuts()
+    assert any(s.prefix == ipaddress.ip_network("10.0.2.0/24") and str(s.via) == TUNNEL[S2] for s in shortcuts), shortcuts
+    ike, child = checks._transport_gre_sa(lab, S1, S2)
+    assert str(ike.remote_host) == NBMA[S2] and child.state == "INSTALLED"
+
+
+def test_path_goes_direct_after_shortcut(lab):
+    checks.path_direct(lab, H1, H2, avoid=HUB)
+    path = lab.path(H1, H2)
+    assert path.reached and HUB not in path.nodes and path.nodes[-1] == H2, str(path)
+
+
+@pytest.mark.parametrize("src,dst", [(H1, H2), ("h0", H1)])
+def test_no_cleartext_gre_on_underlay(lab, src, dst):
+    """With IPsec on, the underlay carries ESP and never a cleartext GRE packet."""
+    with lab.capture("underlay") as cap:
+        for _ in range(3):
+            assert lab.path(src, dst).reached
+    counts = cap.counts()
+    assert counts["gre"] == 0, dict(counts)
+    assert counts["esp"] > 0, dict(counts)
