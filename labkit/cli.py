@@ -68,7 +68,7 @@ def cmd_up(args) -> int:
             "with GRE, ESP and NFLOG (any stock Debian/Ubuntu kernel)")
     lab = Lab.from_path(args.dir, detach=True, progress=stderr_progress, converge_timeout=args.converge_timeout)
     lab.up()
-    rec = state.LabRecord(lab.id, str(lab.topology.source), lab.runtime.name, lab.runtime.pids, os.getpid(), time.time())
+    rec = state.LabRecord(lab.id, str(lab.topology.source.resolve()), lab.runtime.name, lab.runtime.pids, os.getpid(), time.time())
     state.save(rec)
     print(f"lab {lab.id} is up: {lab.topology.name} ({', '.join(lab.topology.nodes)})")
     print(f"  labkit exec {next(iter(lab.topology.nodes))} -- ip -br addr   |   labkit status   |   labkit down {lab.id}")

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from . import swanload
+from . import preflight, swanload
 from .errors import LabError
 from .expand.strongswan import VICI_SOCKET
 from .expand import LabPlan, expand, segment_key
@@ -91,6 +91,7 @@ class Lab:
 
         On any failure the partial lab is torn down before the error propagates.
         """
+        preflight.check(self.topology)  # before anything exists: nothing to tear down
         try:
             self.plan = expand(self.topology)
             with self._phase("create", f"creating {len(self.plan.nodes)} nodes and {len(self.plan.segments)} segments"):

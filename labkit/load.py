@@ -28,19 +28,25 @@ def schema() -> dict:
     return json.loads(text)
 
 
-def _to_python(node: yaml.Node, path: tuple, lines: dict) -> Any:
-    """Turn a composed YAML node into plain data, recording the line of every path."""
+def _to_python(node: yaml.Node, path: tuple, lines: dict, dups: list) -> Any:
+    """Turn a composed YAML node into plain data, recording the line of every path.
+
+    A key repeated in one mapping is recorded in ``dups`` as (path, first line, line):
+    YAML loaders silently keep the last one, which hides mistakes.
+    """
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node)) if key_node.tag != "tag:yaml.org,2002:str" else key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, path + (key,), lines)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if key in out:
+                dups.append((path + (key,), lines[path + (key,)], line))
+            out[key] = _to_python(value_node, path + (key,), lines, dups)
+            lines[path + (key,)] = line
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, path + (i,), lines) for i, item in enumerate(node.value)]
+        return [_to_python(item, path + (i,), lines, dups) for i, item in enumerate(node.value)]
     return yaml.safe_load(yaml.serialize(node))
 
 
@@ -105,8 +111,12 @@ def load(path: str | Path) -> Topology:
         if context and cmark is not None and cmark.line + 1 != line:
             message += f" ({context} started at line {cmark.line + 1})"
         raise TopologyError([Problem(str(path), line, "", message)]) from None
-    data = _to_python(root, (), lines) if root is not None else None
+    dups: list = []
+    data = _to_python(root, (), lines, dups) if root is not None else None
     col = _Collector(str(path), lines)
+    for where, first, line in dups:
+        col.problems.append(Problem(str(path), line, _fmt(where), f"duplicate key {where[-1]!r} (first at line {first})",
+                                    "YAML would silently keep only the last one; rename or merge them"))
     if not isinstance(data, dict):
         col.add((), "the file must hold a mapping with at least 'name' and 'nodes'")
         raise TopologyError(col.problems)

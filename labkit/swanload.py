@@ -33,7 +33,8 @@ def parse(text: str) -> dict:
             break
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            line = text.count("\n", 0, pos) + 1
+            bad = len(text) - len(text[pos:].lstrip())  # the offending token, not the whitespace before it
+            line = text.count("\n", 0, bad) + 1
             raise SwanctlSyntaxError(f"swanctl.conf line {line}: cannot parse {text[pos:pos + 40].strip()!r}")
         pos = m.end()
         comment, opening, closing, key, value, section = m.groups()

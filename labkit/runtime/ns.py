@@ -121,6 +121,9 @@ def spawn_holder(marker: dict, hostname: str, mount_ns: bool = True, detach: boo
         status = 1
         try:
             os.close(ready_r)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # never hold the caller's terminal or pipes open
+                os.dup2(devnull, fd)
             keep = {ready_w}
             for fd in range(3, 1024):
                 if fd not in keep:

@@ -68,9 +68,7 @@ def test_empty_text():
     ("a {\n  b = 1\n}\n}\n", "unbalanced '}'"),
     ("{\n  b = 1\n}\n", "'{' without a section name"),
     ("a {\n  b = 1\n  just words\n}\n", "cannot parse 'just words"),
-    pytest.param("a {\n  b = 1\n  just words\n}\n", "line 3", marks=pytest.mark.xfail(
-        strict=True, reason="known bug: parse() counts lines up to the whitespace before the bad token, "
-                            "so it reports the line before the offending one")),
+    ("a {\n  b = 1\n  just words\n}\n", "line 3"),
 ], ids=["missing-close", "extra-close", "nameless", "not-key-value", "line-number"])
 def test_syntax_errors(text, message):
     with pytest.raises(SwanctlSyntaxError, match=message) as info:

@@ -1,0 +1,60 @@
+"""Before anything is created: are the programs and features a topology needs present?
+
+Each missing piece is reported with the command that fixes it; all of them at once.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+
+from .errors import PrerequisiteError
+from .expand.frr import FRR_BIN
+from .model import Topology
+
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+APT = "apt-get install"
+
+
+def _binary_mentions(path: str, needle: bytes) -> bool:
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(needle) != -1
+    except (OSError, ValueError):
+        return False
+
+
+def missing(topo: Topology) -> list[str]:
+    """Human-readable problems, each naming its fix; empty when the host can run ``topo``."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("labkit creates network namespaces and needs root: run it with sudo")
+    needs_frr = any(n.role in ("hub", "spoke", "router") for n in topo.nodes.values())
+    daemons = ["zebra"] + (["nhrpd", "bgpd"] if topo.dmvpn else [])
+    if needs_frr:
+        absent = [d for d in daemons if not os.access(f"{FRR_BIN}/{d}", os.X_OK)]
+        if absent:
+            problems.append(f"FRR daemons {', '.join(absent)} are missing from {FRR_BIN}: {APT} frr")
+    if topo.dmvpn:
+        if not shutil.which("iptables", path=PATH):
+            problems.append(f"iptables is missing (the hub's NFLOG rule needs it): {APT} iptables")
+        if topo.dmvpn.authentication and not _binary_mentions(f"{FRR_BIN}/nhrpd", b"nhrp authentication"):
+            problems.append("dmvpn.nhrp.authentication needs an FRR whose nhrpd supports "
+                            "'ip nhrp authentication' (FRR 9.1 or later); this FRR's nhrpd does not. "
+                            "Remove the setting or install a newer FRR")
+        if topo.dmvpn.ipsec.enabled:
+            if not os.access("/usr/sbin/charon-systemd", os.X_OK):
+                problems.append(f"strongSwan's charon-systemd is missing: {APT} charon-systemd strongswan-swanctl")
+            plugins = "/usr/lib/ipsec/plugins/libstrongswan-openssl.so"
+            if not os.path.exists(plugins):
+                problems.append("strongSwan's openssl plugin (AES-GCM, modp) is missing: "
+                                f"{APT} libstrongswan-standard-plugins")
+    return problems
+
+
+def check(topo: Topology) -> None:
+    """Raise :class:`PrerequisiteError` listing every missing prerequisite of ``topo``."""
+    problems = missing(topo)
+    if problems:
+        raise PrerequisiteError("this host cannot run the lab yet:\n  - " + "\n  - ".join(problems))
