@@ -113,15 +113,33 @@ def path_direct(lab: Lab, src: str, dst: str, avoid: str, timeout: float = 60.0)
     return f"path {path}"
 
 
+def _host_behind(lab: Lab, router: str) -> str | None:
+    for link in lab.topology.links:
+        a, b = link.endpoints
+        for r, h in ((a, b), (b, a)):
+            if r.node == router and lab.topology.nodes[h.node].role == "host":
+                return h.node
+    return None
+
+
 def shortcut_established(lab: Lab, a: str, b: str, timeout: float = 60.0) -> str:
-    """Both spokes resolved each other (NHRP shortcut entries) and hold a spoke-to-spoke SA."""
+    """Both spokes resolved each other (NHRP shortcut entries) and hold a spoke-to-spoke SA.
+
+    The SA comes from a trap policy: it is negotiated when GRE first flows between the two
+    NBMA addresses, so traffic between the hosts behind the spokes is kept flowing while waiting.
+    """
     __tracebackhide__ = True
+    ha, hb = _host_behind(lab, a), _host_behind(lab, b)
+
+    def traffic() -> None:
+        if ha and hb:
+            lab.ping(ha, hb, timeout=0.5)
     for x, y in ((a, b), (b, a)):
-        wait_until(lambda x=x, y=y: _shortcut_to(lab, x, y), timeout, f"{x} to resolve {y} (NHRP shortcut)",
-                   state=lambda x=x: lab.node(x).nhrp_cache())
-        wait_until(lambda x=x: lab.node(x).nhrp_shortcuts(), timeout, f"{x} to list a shortcut route",
+        wait_until(lambda x=x, y=y: traffic() or _shortcut_to(lab, x, y), timeout,
+                   f"{x} to resolve {y} (NHRP shortcut)", state=lambda x=x: lab.node(x).nhrp_cache())
+        wait_until(lambda x=x: traffic() or lab.node(x).nhrp_shortcuts(), timeout, f"{x} to list a shortcut route",
                    state=lambda x=x: lab.node(x).nhrp_shortcuts())
-    wait_until(lambda: _transport_gre_sa(lab, a, b), timeout, f"spoke-to-spoke SA {a}<->{b}")
+    wait_until(lambda: traffic() or _transport_gre_sa(lab, a, b), timeout, f"spoke-to-spoke SA {a}<->{b}")
     _transport_gre_sa(lab, b, a)
     short = lab.node(a).nhrp_shortcuts()
     return f"{a} and {b} resolved each other; {a} shortcuts: " + ", ".join(f"{s.prefix} via {s.via}" for s in short) \
@@ -151,13 +169,7 @@ def phase2_suite(lab: Lab) -> list[tuple[str, Callable[[], str]]]:
     """The ordered checks ``labkit run`` applies to a DMVPN lab (a shortcut's lifecycle included)."""
     spokes = [s.name for s in lab.topology.spokes()]
     hub = lab.topology.hubs()[0].name
-    hosts = {ep.node for link in lab.topology.links for ep in link.endpoints if lab.topology.nodes[ep.node].role == "host"}
-    behind = {}
-    for link in lab.topology.links:
-        a, b = link.endpoints
-        for r, h in ((a, b), (b, a)):
-            if r.node in spokes and h.node in hosts:
-                behind[r.node] = h.node
+    behind = {s: h for s in spokes if (h := _host_behind(lab, s))}
     checks = [("spokes registered at the hub", lambda: spokes_registered(lab)),
               ("hub-spoke IPsec", lambda: hub_spoke_ipsec(lab))]
     if len(spokes) >= 2 and spokes[0] in behind and spokes[1] in behind:

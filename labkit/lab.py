@@ -20,7 +20,7 @@ from .model import Topology
 from .node import NodeHandle
 from .probes.capture import Capture
 from .probes.path import Path as TracePath
-from .probes.path import trace
+from .probes.path import ping, trace
 from .runtime import kernel
 from .runtime.netns import NetnsRuntime
 from .wait import wait_until
@@ -237,6 +237,11 @@ class Lab:
         """The hop-by-hop path from node ``source`` to node (or address) ``target``."""
         dst = str(self.address_of(target)) if target in self.topology.nodes else target
         return trace(self.runtime.pid(source), source, dst, owner_of=self.topology.owner_of, **kw)
+
+    def ping(self, source: str, target: str, timeout: float = 1.0) -> bool:
+        """One ICMP echo from node ``source`` to node (or address) ``target``."""
+        dst = str(self.address_of(target)) if target in self.topology.nodes else target
+        return ping(self.runtime.pid(source), dst, timeout)
 
     def capture(self, where: str, ifname: str | None = None) -> Capture:
         """Start capturing on a node's interface, or on every port of a segment (``"@name"`` or a segment name)."""

@@ -132,6 +132,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     forbid = session.config.getoption("forbid_skips")
     if forbid is None:
         forbid = bool(os.environ.get("CI"))
+    if not session.config.getoption("keep_lab"):
+        from . import state
+
+        leftovers = {lid: info for lid, info in state.scan().items() if info["owner"] == os.getpid()}
+        if leftovers:  # teardown must leave nothing: report it and clean up anyway
+            sys.stderr.write(f"labkit: residue after the session: labs {', '.join(leftovers)} were still running; "
+                             "removing them\n")
+            state.cleanup(all_labs=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     lab_skips = [n for n in _SKIPS if "topologies/" in n]
     if forbid and lab_skips:
         sys.stderr.write(f"labkit: {len(lab_skips)} lab test(s) skipped; skips are failures here (--forbid-skips / CI):\n")
@@ -166,8 +175,16 @@ def lab(request: pytest.FixtureRequest):
     topo = _topology_for(request)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
 
+    capman = config.pluginmanager.get_plugin("capturemanager")
+
     def progress(msg: str) -> None:
-        if reporter is not None and config.getoption("verbose") > 0:
+        """Long steps report progress past pytest's output capture (with -v)."""
+        if reporter is None or config.getoption("verbose") <= 0:
+            return
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(f"labkit: {msg}")
+        else:
             reporter.write_line(f"labkit: {msg}")
 
     the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress)

@@ -124,3 +124,22 @@ def trace(pid: int, source: str, target: str, owner_of=lambda ip: None, max_hops
         sock.close()
     nodes = tuple(h.node for h in hops if h.node)
     return Path(source, dst, tuple(hops), reached, nodes)
+
+
+def ping(pid: int, target: str, timeout: float = 1.0) -> bool:
+    """One ICMP echo from inside the node holding namespace ``pid``; True if answered in time."""
+    dst = ipaddress.IPv4Address(target)
+    sock = ns.netns_socket(pid, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    ident, seq = os.getpid() & 0xFFFF, int(time.monotonic() * 1000) & 0xFFFF
+    try:
+        sock.sendto(_echo(ident, seq), (str(dst), 0))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([sock], [], [], left)
+            if ready:
+                answer = _match(sock.recv(4096), ident, seq)
+                if answer and answer[0] == ECHO_REPLY:
+                    return True
+        return False
+    finally:
+        sock.close()

@@ -42,6 +42,8 @@ class Decision:
     reason: str
 
     def __str__(self) -> str:
+        if inside():
+            return f"inside the VM sandbox (kernel {os.uname().release})"
         return f"{'VM sandbox' if self.use else 'native (host kernel)'}: {self.reason}"
 
 
