@@ -53,9 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def _topologies(args: list[str], rootdir: Path) -> list[Path]:
     """Topology files under the paths pytest was given (or the rootdir)."""
     found = []
-    paths = [Path(a.split("::")[0]) for a in args if not a.startswith("-")] or [rootdir]
+    paths = [Path(a.split("::")[0]) for a in args] or [rootdir]
     for p in paths:
-        p = p if p.is_absolute() else Path.cwd() / p
+        p = p if p.is_absolute() else rootdir / p
         if p.is_dir():
             found += sorted(p.rglob("topology.yaml"))
         elif p.is_file() and (p.parent / "topology.yaml").exists():
@@ -81,7 +81,8 @@ def pytest_cmdline_main(config: pytest.Config):
     if config.option.help or config.option.collectonly and not vm.inside():
         return None
     mode = config.getoption("sandbox") or vm.mode_from_env()
-    files = _topologies(list(config.invocation_params.args), Path(str(config.rootpath)))
+    # config.args: the paths pytest will collect (testpaths or the invocation dir when none given)
+    files = _topologies(list(config.args), Path(str(config.invocation_params.dir)))
     if not files:
         return None
     needed = _needed_features(files)
