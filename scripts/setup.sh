@@ -30,5 +30,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[dev]"
 echo "setup.sh: ready ($(python3 -m labkit.cli --version))"
