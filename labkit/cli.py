@@ -140,6 +140,9 @@ def cmd_down(args) -> int:
 def cmd_cleanup(args) -> int:
     removed = state.cleanup(all_labs=args.all)
     print(f"removed {len(removed)} leftover lab(s){': ' + ', '.join(removed) if removed else ''}")
+    vms = vm.kill_orphaned_vms()
+    if vms:
+        print(f"killed {len(vms)} orphaned sandbox VM process(es): {', '.join(map(str, vms))}")
     return 0
 
 

@@ -32,6 +32,7 @@ ENV_MODE = "LABKIT_SANDBOX"  # auto | on | off
 ENV_INSIDE = "LABKIT_IN_SANDBOX"
 ENV_ACCEL = "LABKIT_SANDBOX_ACCEL"  # auto | kvm | tcg
 KVM_PROBE_TIMEOUT = 20.0
+VM_TMP_PREFIX = "labkit-vm-"  # + owner pid + "-": lets cleanup find VMs whose owner died
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,63 @@ def kvm_works(kernel: Path, progress=lambda m: None) -> tuple[bool, str]:
     return ok, reason
 
 
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP arrived while a sandbox VM was running."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(128 + signum)
+
+
+def orphaned_vms() -> dict[int, str]:
+    """Sandbox VM processes (vng, qemu) whose labkit owner is gone: ``{pid: temp dir}``.
+
+    Their command lines carry the guest script's directory, named after the owner's pid.
+    """
+    found = {}
+    pattern = re.compile(rf"/tmp/{VM_TMP_PREFIX}(\d+)-[^/\s]+")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        match = pattern.search(cmdline)
+        if match and int(entry) != os.getpid() and not Path(f"/proc/{match.group(1)}").exists():
+            found[int(entry)] = match.group(0)
+    return found
+
+
+def _session(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[3])  # field 6: session id
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_orphaned_vms() -> list[int]:
+    """Kill sandbox VMs whose owner died (``labkit cleanup``) and remove their temp dirs.
+
+    vng runs in a session of its own, so every process of a matched process's session goes
+    too: qemu's command line carries the guest script only base64-encoded.
+    """
+    orphans = orphaned_vms()
+    sessions = {sid for pid in orphans if (sid := _session(pid)) and sid != _session(os.getpid())}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in orphans and _session(int(entry)) in sessions:
+            orphans[int(entry)] = ""
+    for pid in orphans:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for tmp in set(orphans.values()) - {""}:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(orphans)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kill vng and its qemu (they share the process group we started)."""
     try:
@@ -188,7 +246,7 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
     env[ENV_INSIDE] = "1"
     env["PYTHONUNBUFFERED"] = "1"  # stream output through the VM console as it happens
     env["PATH"] = os.pathsep.join(dict.fromkeys([os.path.dirname(sys.executable)] + os.environ.get("PATH", "").split(os.pathsep)))
-    with tempfile.TemporaryDirectory(prefix="labkit-vm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{VM_TMP_PREFIX}{os.getpid()}-") as tmp:
         script = Path(tmp, "guest.sh")
         script.write_text(guest_script(argv, cwd, env))
         cmd = ["vng", "--run", str(kernel), "--cpus", str(cpus), "--memory", memory, "--cwd", cwd]
@@ -198,6 +256,7 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
             cmd += ["--rwdir", d]
         cmd += ["--exec", f"sh {shlex.quote(str(script))}"]
         t0 = time.monotonic()
+        previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
         # qemu reopens /proc/self/fd/1 with O_TRUNC: hand it a pipe and copy to our stdout,
         # so output redirected to a file is not clobbered.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -208,8 +267,11 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
                 out.write(chunk)
                 out.flush()
             rc = proc.wait()
-        except BaseException:  # Ctrl-C or a crash of ours: never leave a VM behind
+        except BaseException:  # Ctrl-C, SIGTERM/SIGHUP or a crash of ours: never leave a VM behind
             _kill_group(proc)
             raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     progress(f"VM sandbox: finished in {time.monotonic() - t0:.0f}s with exit code {rc}")
     return rc
