@@ -10,17 +10,8 @@ from typing import Any
 from ..errors import LabkitError
 
 
-def _s(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode(errors="replace")
-    return str(value) if value is not None else ""
-
-
-def _ip(value: Any) -> ipaddress.IPv4Address | None:
-    try:
-        return ipaddress.IPv4Address(_s(value))
-    except ValueError:
-        return None
+from . import ipv4 as _ip
+from . import text as _s
 
 
 @dataclass(frozen=True)

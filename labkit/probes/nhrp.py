@@ -14,11 +14,7 @@ def _table(data: Any) -> list[dict]:
     return list(data or [])
 
 
-def _ip(value: Any) -> ipaddress.IPv4Address | None:
-    try:
-        return ipaddress.IPv4Address(str(value))
-    except ValueError:
-        return None
+from . import ipv4 as _ip
 
 
 @dataclass(frozen=True)
