@@ -101,7 +101,7 @@ def path_via(lab: Lab, src: str, dst: str, through: str) -> str:
     return f"path {path}"
 
 
-def path_direct(lab: Lab, src: str, dst: str, avoid: str, timeout: float = 60.0) -> str:
+def path_direct(lab: Lab, src: str, dst: str, avoid: str, timeout: float = 120.0) -> str:
     __tracebackhide__ = True
 
     def direct():
@@ -122,7 +122,7 @@ def _host_behind(lab: Lab, router: str) -> str | None:
     return None
 
 
-def shortcut_established(lab: Lab, a: str, b: str, timeout: float = 60.0) -> str:
+def shortcut_established(lab: Lab, a: str, b: str, timeout: float = 120.0) -> str:
     """Both spokes resolved each other (NHRP shortcut entries) and hold a spoke-to-spoke SA.
 
     The SA comes from a trap policy: it is negotiated when GRE first flows between the two

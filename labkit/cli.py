@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from . import __version__, state
@@ -39,23 +41,40 @@ def cmd_validate(args) -> int:
 
 
 def _in_sandbox(args, argv_tail: list[str]) -> int:
-    """Re-run this very command inside the VM sandbox."""
+    """Re-run this very command inside the VM sandbox; its console goes to our stderr."""
     argv = [sys.executable, "-m", "labkit.cli", *argv_tail]
-    return vm.run(argv, cwd=os.getcwd(), progress=stderr_progress)
+    return vm.run(argv, cwd=os.getcwd(), progress=stderr_progress, console=sys.stderr.buffer)
 
 
 def cmd_run(args) -> int:
     from . import checks, report
 
     if _decide(args, args.dir).use:
-        return _in_sandbox(args, ["run", args.dir, "--sandbox", "off"] + (["--json"] if args.json else []))
+        # The result does not travel through the VM console: the guest writes the report into
+        # the shared working directory and this process prints it.
+        tmp = tempfile.mkdtemp(prefix=".labkit-run-", dir=os.getcwd())
+        report_file = os.path.join(tmp, "report")
+        try:
+            rc = _in_sandbox(args, ["run", args.dir, "--sandbox", "off", "--report-file", report_file]
+                             + (["--json"] if args.json else []))
+            if not os.path.exists(report_file):
+                raise LabkitError(f"the sandboxed run ended (exit code {rc}) without a report; its output is above")
+            with open(report_file) as f:
+                print(f.read(), end="")
+            return rc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.monotonic()
     lab = Lab.from_path(args.dir, progress=stderr_progress, converge_timeout=args.converge_timeout)
     with lab:
         stderr_progress(f"[{lab.topology.name}] asserting ...")
         results = checks.run_suite(checks.phase2_suite(lab)) if lab.topology.dmvpn else []
         text = report.render(lab, results, time.monotonic() - t0, as_json=args.json)
-    print(text)
+    if args.report_file:
+        with open(args.report_file, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -154,7 +173,7 @@ def parser() -> argparse.ArgumentParser:
     def with_lab_opts(sp):
         sp.add_argument("--sandbox", choices=("auto", "on", "off"), default=None,
                         help="VM sandbox: auto (default, when this kernel lacks a feature), on, off; or $LABKIT_SANDBOX")
-        sp.add_argument("--converge-timeout", type=float, default=180.0, help="seconds to wait for convergence")
+        sp.add_argument("--converge-timeout", type=float, default=300.0, help="seconds to wait for convergence")
         return sp
 
     sp = sub.add_parser("validate", help="check topology files; print every problem with file:line")
@@ -163,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
     sp = with_lab_opts(sub.add_parser("run", help="bring a lab up, assert it, print the report, tear it down"))
     sp.add_argument("dir")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    sp.add_argument("--report-file", default=None, help="write the report to this file instead of stdout")
     sp.set_defaults(func=cmd_run)
     sp = with_lab_opts(sub.add_parser("up", help="bring a lab up and leave it running"))
     sp.add_argument("dir")

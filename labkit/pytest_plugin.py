@@ -35,7 +35,7 @@ def add_options(add) -> None:
     add("--keep-lab", action="store_true", default=False, help="do not tear labs down (debugging; native mode only)")
     add("--lab-artifacts", default=None, metavar="DIR",
         help="copy daemon logs of labs with failed tests here (default: .labkit-artifacts in the rootdir)")
-    add("--converge-timeout", type=float, default=180.0, help="seconds a lab may take to converge (default 180)")
+    add("--converge-timeout", type=float, default=300.0, help="seconds a lab may take to converge (default 300)")
     add("--forbid-skips", action="store_true", default=None,
         help="fail the session if any lab test is skipped (default: on when $CI is set)")
 

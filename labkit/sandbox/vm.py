@@ -228,8 +228,10 @@ def guest_script(argv: list[str], cwd: str, env: dict[str, str]) -> str:
 
 
 def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None, cpus: int | None = None,
-        memory: str = "4G", progress=lambda m: None) -> int:
+        memory: str = "4G", progress=lambda m: None, console=None) -> int:
     """Run ``argv`` inside the VM sandbox and return its exit code.
+
+    The guest's output is copied to ``console`` (a binary stream; default: our stdout).
 
     Raises:
         PrerequisiteError: when qemu, virtme-ng, busybox or a kernel image is missing.
@@ -262,7 +264,7 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            out = sys.stdout.buffer
+            out = console or sys.stdout.buffer
             for chunk in iter(lambda: proc.stdout.read1(65536), b""):
                 out.write(chunk)
                 out.flush()
