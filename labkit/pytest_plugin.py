@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -98,12 +99,38 @@ def pytest_cmdline_main(config: pytest.Config):
     tw.write(f"labkit: mode: {decision}\n")
     tw.flush()
     argv = [sys.executable, "-m", "pytest", *config.invocation_params.args]
+    # The outcome must not depend on the VM console alone (it has dropped output on a slow
+    # host): the inner session also writes JUnit XML into the shared directory.
+    tmp = Path(tempfile.mkdtemp(prefix=".labkit-run-", dir=str(config.invocation_params.dir)))
+    junit = tmp / "junit.xml"
+    if not config.getoption("xmlpath", None):
+        argv.append(f"--junitxml={junit}")
     try:
-        return vm.run(argv, cwd=str(config.invocation_params.dir),
-                      progress=lambda m: (tw.write(f"labkit: {m}\n"), tw.flush()))
+        rc = vm.run(argv, cwd=str(config.invocation_params.dir),
+                    progress=lambda m: (tw.write(f"labkit: {m}\n"), tw.flush()))
+        tw.write(_junit_summary(junit, rc) + "\n")
+        tw.flush()
+        return rc
     except LabkitError as exc:
         sys.stderr.write(f"labkit: error: {exc}\n")
         return pytest.ExitCode.USAGE_ERROR
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _junit_summary(path: Path, rc: int) -> str:
+    """The inner session's totals as a closing line, read from its JUnit XML."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        suites = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return f"labkit: the sandboxed session wrote no results (exit code {rc})"
+    suites = [suites] if suites.tag == "testsuite" else list(suites)
+    total = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    passed = total["tests"] - total["failures"] - total["errors"] - total["skipped"]
+    # the plain closing line CI runners read: "N passed, N failed, N skipped", alone on its line
+    return f"sandbox: {passed} passed, {total['failures'] + total['errors']} failed, {total['skipped']} skipped"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
