@@ -50,7 +50,7 @@ def spokes_registered(lab: Lab) -> str:
     return f"registered at {hub}: " + ", ".join(pairs) + f"; each spoke's NHS is {hub}"
 
 
-def _transport_gre_sa(lab: Lab, node: str, peer: str):
+def transport_gre_sa(lab: Lab, node: str, peer: str):
     """The ESTABLISHED IKE SA of ``node`` towards ``peer`` with an INSTALLED transport GRE CHILD SA."""
     mine, theirs = _nbma(lab, node), _nbma(lab, peer)
     sas = lab.node(node).ike_sas()
@@ -71,8 +71,8 @@ def hub_spoke_ipsec(lab: Lab) -> str:
     hub = lab.topology.hubs()[0].name
     out = []
     for spoke in lab.topology.spokes():
-        _, child = _transport_gre_sa(lab, spoke.name, hub)
-        _transport_gre_sa(lab, hub, spoke.name)
+        _, child = transport_gre_sa(lab, spoke.name, hub)
+        transport_gre_sa(lab, hub, spoke.name)
         out.append(f"{spoke.name}<->{hub} {child.protocol} {child.mode.lower()} {child.local_ts[0]}")
     return "IKE ESTABLISHED + CHILD INSTALLED: " + ", ".join(out)
 
@@ -139,8 +139,8 @@ def shortcut_established(lab: Lab, a: str, b: str, timeout: float = 120.0) -> st
                    f"{x} to resolve {y} (NHRP shortcut)", state=lambda x=x: lab.node(x).nhrp_cache())
         wait_until(lambda x=x: traffic() or lab.node(x).nhrp_shortcuts(), timeout, f"{x} to list a shortcut route",
                    state=lambda x=x: lab.node(x).nhrp_shortcuts())
-    wait_until(lambda: traffic() or _transport_gre_sa(lab, a, b), timeout, f"spoke-to-spoke SA {a}<->{b}")
-    _transport_gre_sa(lab, b, a)
+    wait_until(lambda: traffic() or transport_gre_sa(lab, a, b), timeout, f"spoke-to-spoke SA {a}<->{b}")
+    transport_gre_sa(lab, b, a)
     short = lab.node(a).nhrp_shortcuts()
     return f"{a} and {b} resolved each other; {a} shortcuts: " + ", ".join(f"{s.prefix} via {s.via}" for s in short) \
         + f"; SA {a}<->{b} INSTALLED"

@@ -62,7 +62,6 @@ class Lab:
         self.progress = progress or (lambda m: None)
         self.converge_timeout = converge_timeout
         self._daemons: dict[tuple[str, str], subprocess.Popen] = {}
-        self._up = False
 
     @classmethod
     def from_path(cls, path: str | Path, **kw) -> "Lab":
@@ -109,7 +108,6 @@ class Lab:
                         self.runtime.exec(name, list(argv)).check()
             with self._phase("daemons", "starting daemons"):
                 self._start_daemons()
-            self._up = True
             with self._phase("converge", "waiting for convergence"):
                 self.converge()
         except BaseException:
@@ -122,14 +120,13 @@ class Lab:
         """Tear everything down. Idempotent."""
         self.runtime.destroy()
         self._daemons.clear()
-        self._up = False
 
     # -- daemons -------------------------------------------------------------------------------
     def _start_daemons(self) -> None:
         assert self.plan is not None
         for name, node in self.plan.nodes.items():
             for path, content in node.files.items():
-                self.runtime.write_file(name, path, content, owner="frr" if "/frr/" in path else None)
+                self.runtime.write_file(name, path, content)
         stages = sorted({d.stage for n in self.plan.nodes.values() for d in n.daemons})
         for stage in stages:
             t0 = time.monotonic()
@@ -162,12 +159,8 @@ class Lab:
                                + self._log_tail(node, daemon))
             return os.path.exists(path)
 
-        try:
-            wait_until(ready_now, timeout=READY_TIMEOUT, interval=0.05, desc=f"{daemon} on {node} to serve {ready}")
-        except Exception as exc:
-            if isinstance(exc.__context__, LabError) or "exited with" in str(exc):
-                raise LabError(str(exc)) from None
-            raise
+        wait_until(ready_now, timeout=READY_TIMEOUT, interval=0.05, desc=f"{daemon} on {node} to serve {ready}",
+                   abort_on=(LabError,))
 
     def _log_tail(self, node: str, daemon: str, lines: int = 20) -> str:
         text = ""
@@ -177,10 +170,6 @@ class Lab:
             except OSError:
                 pass
         return "\n".join(text.splitlines()[-lines:]) or "(no log output)"
-
-    def daemon_alive(self, node: str, daemon: str) -> bool:
-        proc = self._daemons.get((node, daemon))
-        return proc is not None and proc.poll() is None
 
     # -- convergence ---------------------------------------------------------------------------
     def converge(self) -> None:

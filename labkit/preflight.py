@@ -12,8 +12,9 @@ import shutil
 from .errors import PrerequisiteError
 from .expand.frr import FRR_BIN
 from .model import Topology
+from .runtime.netns import BASE_ENV
 
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PATH = BASE_ENV["PATH"]  # what commands inside nodes see
 APT = "apt-get install"
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -209,10 +210,7 @@ def lab(request: pytest.FixtureRequest):
         """Long steps report progress past pytest's output capture (with -v)."""
         if reporter is None or config.getoption("verbose") <= 0:
             return
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                reporter.write_line(f"labkit: {msg}")
-        else:
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             reporter.write_line(f"labkit: {msg}")
 
     the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress)

@@ -12,7 +12,8 @@ T = TypeVar("T")
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, desc: str, interval: float = 0.25,
-               state: Callable[[], Any] | None = None) -> T:
+               state: Callable[[], Any] | None = None,
+               abort_on: tuple[type[BaseException], ...] = ()) -> T:
     """Poll ``predicate`` until it returns something truthy; return that value.
 
     Args:
@@ -22,6 +23,8 @@ def wait_until(predicate: Callable[[], T], timeout: float, desc: str, interval: 
         desc: what is awaited, e.g. ``"spoke1 registered at hub"``.
         interval: seconds between polls.
         state: called once on timeout to describe the last state seen.
+        abort_on: exception types that mean "this will never happen" (a daemon died):
+            re-raised at once instead of being retried until the timeout.
 
     Raises:
         WaitTimeout: naming ``desc``, the time waited and the last state or error.
@@ -35,6 +38,8 @@ def wait_until(predicate: Callable[[], T], timeout: float, desc: str, interval: 
             if value:
                 return value
             last_error = None
+        except abort_on:
+            raise
         except Exception as exc:  # noqa: BLE001 - reported on timeout
             last_error = exc
         if time.monotonic() >= deadline:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import LabkitError
 

@@ -40,7 +40,7 @@ class Runtime(abc.ABC):
         """Start a long-running process in the node; stdout/stderr go to ``log`` (a node path)."""
 
     @abc.abstractmethod
-    def write_file(self, name: str, path: str, content: str, owner: str | None = None) -> None:
+    def write_file(self, name: str, path: str, content: str) -> None:
         """Write ``content`` to ``path`` inside the node (creating parent directories)."""
 
     @abc.abstractmethod

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import threading
@@ -62,15 +61,11 @@ class NetnsRuntime(Runtime):
         return str(ns.node_root(self.pid(name))) + path
 
     # -- files ---------------------------------------------------------------------------
-    def write_file(self, name: str, path: str, content: str, owner: str | None = None) -> None:
+    def write_file(self, name: str, path: str, content: str) -> None:
+        """Write a file in the node (world-readable: FRR daemons, running as frr, read their configs)."""
         target = Path(self.node_path(name, path))
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
-        if owner:
-            ids = _frr_ids() if owner == "frr" else None
-            if ids:
-                os.chown(target.parent, *ids)
-                os.chown(target, *ids)
 
     def read_file(self, name: str, path: str) -> str:
         return Path(self.node_path(name, path)).read_text(errors="replace")
@@ -164,7 +159,3 @@ def _frr_ids() -> tuple[int, int] | None:
         return pw.pw_uid, pw.pw_gid
     except KeyError:
         return None
-
-
-def which(binary: str) -> str | None:
-    return shutil.which(binary, path=BASE_ENV["PATH"])

@@ -102,13 +102,12 @@ def enter(pid: int, pdeathsig: bool = False) -> Callable[[], None]:
     return preexec
 
 
-def spawn_holder(marker: dict, hostname: str, mount_ns: bool = True, detach: bool = False) -> int:
+def spawn_holder(marker: dict, hostname: str, detach: bool = False) -> int:
     """Fork a holder with fresh namespaces and return its pid once they are ready.
 
     Args:
         marker: written as JSON to ``/run/.labkit.json`` in the holder's private ``/run``.
         hostname: set in the holder's UTS namespace.
-        mount_ns: give the holder a private mount namespace with a tmpfs on ``/run``.
         detach: keep running after the controller exits (``labkit up``); otherwise the holder
             dies with the controller thread that forked it.
 
@@ -136,15 +135,13 @@ def spawn_holder(marker: dict, hostname: str, mount_ns: bool = True, detach: boo
             else:
                 set_pdeathsig(signal.SIGKILL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            flags = CLONE_NEWNET | CLONE_NEWUTS | (CLONE_NEWNS if mount_ns else 0)
-            unshare(flags)
+            unshare(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWNS)
             _libc.sethostname(hostname.encode(), len(hostname.encode()))
-            if mount_ns:
-                mount(None, "/", None, MS_REC | MS_PRIVATE)
-                mount("labkit", "/run", "tmpfs", 0, "mode=755,size=64m")
-                for sub in ("frr", "labkit", "netns", "lock"):
-                    os.makedirs(f"/run/{sub}", exist_ok=True)
-                Path("/run", MARKER).write_text(json.dumps(marker))
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            mount("labkit", "/run", "tmpfs", 0, "mode=755,size=64m")
+            for sub in ("frr", "labkit", "netns", "lock"):
+                os.makedirs(f"/run/{sub}", exist_ok=True)
+            Path("/run", MARKER).write_text(json.dumps(marker))
             os.write(ready_w, b"ok")
             os.close(ready_w)
             while True:

@@ -16,6 +16,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..runtime import ns
+from ..runtime.kernel import GRE_KEY_FLAG
 
 FEATURES = ("netns", "veth", "bridge", "gre", "esp", "xfrm", "nflog")
 
@@ -40,7 +41,7 @@ def _try_links(pid: int) -> dict[str, str]:
             "veth": dict(ifname="lkp0", kind="veth", peer="lkp1"),
             "bridge": dict(ifname="lkpbr", kind="bridge"),
             "gre": dict(ifname="lkpgre", kind="gre", gre_local="192.0.2.1", gre_ikey=1, gre_okey=1,
-                        gre_iflags=0x2000, gre_oflags=0x2000),
+                        gre_iflags=GRE_KEY_FLAG, gre_oflags=GRE_KEY_FLAG),
         }
         for feature, spec in trials.items():
             try:

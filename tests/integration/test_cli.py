@@ -52,8 +52,8 @@ def test_up_status_exec_down(state_dir):
 def test_cleanup_removes_labs_whose_owner_died(state_dir):
     """A pytest-like owner that is SIGKILLed leaves nothing once `labkit cleanup` ran."""
     code = (
-        "import sys, time; from labkit.lab import Lab\n"
-        f"lab = Lab.from_path({str(ROUTED)!r}); lab.up(); print(lab.id, flush=True); time.sleep(600)\n"
+        "import signal; from labkit.lab import Lab\n"
+        f"lab = Lab.from_path({str(ROUTED)!r}); lab.up(); print(lab.id, flush=True); signal.pause()\n"
     )
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     lab_id = owner.stdout.readline().strip()

@@ -42,7 +42,7 @@ def test_bgp_learns_remote_lans_with_next_hop_unchanged(lab_node):
 def test_hub_spoke_ipsec_sas_installed(lab):
     """Each spoke and the hub: IKE SA ESTABLISHED, CHILD SA INSTALLED, ESP transport, GRE selectors."""
     checks.hub_spoke_ipsec(lab)
-    ike, child = checks._transport_gre_sa(lab, S1, HUB)
+    ike, child = checks.transport_gre_sa(lab, S1, HUB)
     assert (str(ike.local_host), str(ike.remote_host)) == (NBMA[S1], NBMA[HUB])
     assert (child.protocol, child.mode) == ("ESP", "TRANSPORT")
     assert child.local_ts == (f"{NBMA[S1]}/32[gre]",) and child.remote_ts == (f"{NBMA[HUB]}/32[gre]",)
@@ -69,7 +69,7 @@ def test_shortcut_and_spoke_to_spoke_sa_after_traffic(lab):
     checks.shortcut_established(lab, S1, S2)
     shortcuts = lab.node(S1).nhrp_shortcuts()
     assert any(s.prefix == ipaddress.ip_network("10.0.2.0/24") and str(s.via) == TUNNEL[S2] for s in shortcuts), shortcuts
-    ike, child = checks._transport_gre_sa(lab, S1, S2)
+    ike, child = checks.transport_gre_sa(lab, S1, S2)
     assert str(ike.remote_host) == NBMA[S2] and child.state == "INSTALLED"
 
 
