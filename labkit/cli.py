@@ -16,7 +16,9 @@ from .lab import Lab, stderr_progress
 from .load import load
 from .runtime import ns
 from .runtime.netns import BASE_ENV, NetnsRuntime
-from .sandbox import vm
+from .runtime import RUNTIMES, runtime_from_env
+from .runtime.engine import DEFAULT_IMAGE, connect
+from .sandbox import dockerd, vm
 
 
 def _decide(args, topo_path: str) -> vm.Decision:
@@ -40,10 +42,18 @@ def cmd_validate(args) -> int:
     return rc
 
 
+def _runtime(args) -> str:
+    return args.runtime or runtime_from_env()
+
+
 def _in_sandbox(args, argv_tail: list[str]) -> int:
     """Re-run this very command inside the VM sandbox; its console goes to our stderr."""
-    argv = [sys.executable, "-m", "labkit.cli", *argv_tail]
-    return vm.run(argv, cwd=os.getcwd(), progress=stderr_progress, console=sys.stderr.buffer)
+    runtime = _runtime(args)
+    extra_env = dockerd.guest_env(runtime, [load(args.dir)], args.image, stderr_progress)
+    argv = [sys.executable, "-m", "labkit.cli", *argv_tail, "--runtime", runtime]
+    if args.image:
+        argv += ["--image", args.image]
+    return vm.run(argv, cwd=os.getcwd(), progress=stderr_progress, console=sys.stderr.buffer, extra_env=extra_env)
 
 
 def cmd_run(args) -> int:
@@ -65,7 +75,8 @@ def cmd_run(args) -> int:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.monotonic()
-    lab = Lab.from_path(args.dir, progress=stderr_progress, converge_timeout=args.converge_timeout)
+    lab = Lab.from_path(args.dir, progress=stderr_progress, converge_timeout=args.converge_timeout,
+                        runtime=_runtime(args), image=args.image)
     with lab:
         stderr_progress(f"[{lab.topology.name}] asserting ...")
         results = checks.run_suite(checks.phase2_suite(lab)) if lab.topology.dmvpn else []
@@ -85,7 +96,8 @@ def cmd_up(args) -> int:
             f"'labkit up' keeps a lab running after it returns, which needs the host kernel, but {decision.reason}. "
             f"Use 'labkit run {args.dir}' (up, assert, report and down in one VM boot), or run on a Linux host "
             "with GRE, ESP and NFLOG (any stock Debian/Ubuntu kernel)")
-    lab = Lab.from_path(args.dir, detach=True, progress=stderr_progress, converge_timeout=args.converge_timeout)
+    lab = Lab.from_path(args.dir, detach=True, progress=stderr_progress, converge_timeout=args.converge_timeout,
+                        runtime=_runtime(args), image=args.image)
     lab.up()
     rec = state.LabRecord(lab.id, str(lab.topology.source.resolve()), lab.runtime.name, lab.runtime.pids, os.getpid(), time.time())
     state.save(rec)
@@ -116,7 +128,7 @@ def cmd_status(args) -> int:
         print(f"{rec.id}  {'up  ' if alive else 'GONE'}  {rec.topology}  ({rec.runtime}, {len(rec.pids)} namespaces)")
         if alive and not args.brief:
             lab = Lab(load(rec.topology), lab_id=rec.id)
-            lab.runtime = NetnsRuntime(rec.id, pids=rec.pids)
+            lab.runtime = _attach(rec)
             for name, node in lab.nodes.items():
                 line = f"    {name:<10} {node.spec.role:<7}"
                 if node.spec.in_dmvpn:
@@ -128,8 +140,18 @@ def cmd_status(args) -> int:
                         line += f" ({exc})"
                 print(line)
     for lid, info in stray.items():
-        print(f"{lid}  stray  owner pid {info['owner']} ({len(info['holders'])} namespaces): 'labkit cleanup' removes it")
+        what = "containers" if info["runtime"] == "docker" else "namespaces"
+        print(f"{lid}  stray  owner pid {info['owner']} ({len(info['holders'])} {what}): 'labkit cleanup' removes it")
     return 0
+
+
+def _attach(rec: state.LabRecord):
+    """A runtime object for a recorded lab (probes only need its PIDs)."""
+    if rec.runtime == "docker":
+        from .runtime.docker import attach
+
+        return attach(rec.id, rec.pids)
+    return NetnsRuntime(rec.id, pids=rec.pids)
 
 
 def cmd_exec(args) -> int:
@@ -138,6 +160,14 @@ def cmd_exec(args) -> int:
         raise LabkitError(f"no node {args.node!r} in lab {rec.id}; nodes: {', '.join(n for n in rec.pids if not n.startswith('@'))}")
     if not args.command:
         raise LabkitError("nothing to run: labkit exec NODE -- COMMAND [ARGS...]")
+    if rec.runtime == "docker":  # docker exec keeps the command inside the container (its pid ns and cgroup)
+        from .runtime.docker import container_name
+
+        docker = shutil.which("docker")
+        if not docker:
+            raise LabkitError("labkit exec on a docker lab needs the docker CLI: apt-get install docker.io")
+        tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
+        return subprocess.run([docker, "exec", "-i", *tty, container_name(rec.id, args.node), *args.command]).returncode
     env = {**BASE_ENV, "LABKIT_LAB": rec.id, "LABKIT_NODE": args.node, "TERM": os.environ.get("TERM", "dumb")}
     try:
         return subprocess.run(args.command, preexec_fn=ns.enter(rec.pids[args.node]), env=env).returncode
@@ -165,6 +195,20 @@ def cmd_cleanup(args) -> int:
     return 0
 
 
+def cmd_image(args) -> int:
+    from . import image
+
+    if args.image_command == "build":
+        image.build(base=args.base, dockerfile=args.dockerfile, rebuild=args.rebuild, progress=stderr_progress)
+        return 0
+    client = connect()
+    for img in client.images.list(name=image.NODE_REPO):
+        vers = image.image_versions(client, img.id)
+        print(f"{img.short_id}  {', '.join(img.tags) or '<untagged>'}  {img.attrs.get('Size', 0) / 2**20:.0f} MiB  "
+              + " ".join(f"{k} {v}" for k, v in sorted(vers.items())))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labkit", description="DMVPN network labs from a topology YAML.")
     p.add_argument("--version", action="version", version=f"labkit {__version__}")
@@ -174,6 +218,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--sandbox", choices=("auto", "on", "off"), default=None,
                         help="VM sandbox: auto (default, when this kernel lacks a feature), on, off; or $LABKIT_SANDBOX")
         sp.add_argument("--converge-timeout", type=float, default=300.0, help="seconds to wait for convergence")
+        sp.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="node runtime: netns (namespaces, default) or docker (containers); or $LABKIT_RUNTIME")
+        sp.add_argument("--image", default=None, help=f"docker runtime: node image (default {DEFAULT_IMAGE})")
         return sp
 
     sp = sub.add_parser("validate", help="check topology files; print every problem with file:line")
@@ -202,6 +249,15 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("cleanup", help="remove leftovers of crashed runs (labs whose owner died)")
     sp.add_argument("--all", action="store_true", help="remove every labkit lab, running or not")
     sp.set_defaults(func=cmd_cleanup)
+    sp = sub.add_parser("image", help="the docker runtime's node image: build, list")
+    isub = sp.add_subparsers(dest="image_command", required=True)
+    ib = isub.add_parser("build", help="build labkit/node from the top-level Dockerfile (no registry needed)")
+    ib.add_argument("--base", default=None, help="an ordinary base image (where a registry is reachable) "
+                    "instead of the debootstrap base, e.g. debian:bookworm-slim")
+    ib.add_argument("--dockerfile", default=None, help="the Dockerfile (default: the checkout's top-level one)")
+    ib.add_argument("--rebuild", action="store_true", help="rebuild the base and every layer")
+    isub.add_parser("list", help="labkit node images and the versions they record")
+    sp.set_defaults(func=cmd_image)
     return p
 
 

@@ -21,8 +21,7 @@ from .node import NodeHandle
 from .probes.capture import Capture
 from .probes.path import Path as TracePath
 from .probes.path import ping, trace
-from .runtime import kernel
-from .runtime.netns import NetnsRuntime
+from .runtime import kernel, make_runtime
 from .wait import wait_until
 
 # A daemon must serve within this bound. Generous: under TCG the first start of a binary reads
@@ -51,12 +50,13 @@ class Lab:
 
     def __init__(self, topology: Topology, runtime: str = "netns", lab_id: str | None = None,
                  detach: bool = False, progress: Callable[[str], None] | None = None,
-                 converge_timeout: float = 300.0):
+                 converge_timeout: float = 300.0, image: str | None = None):
         self.topology = topology
         self.id = lab_id or new_lab_id()
-        if runtime != "netns":
-            raise LabError(f"runtime {runtime!r} is not supported. Supported runtimes are 'netns'")
-        self.runtime = NetnsRuntime(self.id, detach=detach)
+        self.runtime_name = runtime
+        self.detach = detach
+        self.image = image
+        self.runtime = None  # made in up(), after the preflight: a missing engine is a prerequisite
         self.plan: LabPlan | None = None
         self.timings: dict[str, float] = {}
         self.progress = progress or (lambda m: None)
@@ -91,14 +91,19 @@ class Lab:
 
         On any failure the partial lab is torn down before the error propagates.
         """
-        preflight.check(self.topology)  # before anything exists: nothing to tear down
+        # before anything exists: nothing to tear down
+        if self.runtime is None:
+            self.runtime = make_runtime(self.runtime_name, self.id, topology=self.topology, detach=self.detach,
+                                        image=self.image)
+        preflight.check(self.topology, self.runtime)
         try:
             self.plan = expand(self.topology)
-            with self._phase("create", f"creating {len(self.plan.nodes)} nodes and {len(self.plan.segments)} segments"):
-                for name in self.plan.nodes:
-                    self.runtime.create(name)
-                for seg in self.plan.segments:
-                    self.runtime.create(segment_key(seg))
+            what = (f"creating {len(self.plan.nodes)} nodes and {len(self.plan.segments)} segments "
+                    f"({self.runtime.name} runtime)")
+            with self._phase("create", what):
+                nodes = {name: node.sysctls for name, node in self.plan.nodes.items()}
+                nodes.update({segment_key(seg): {} for seg in self.plan.segments})
+                self.runtime.create_all(nodes)
             with self._phase("wire", "wiring links and addresses"):
                 kernel.wire_all(self.runtime.pids, self.plan.wires)
                 for name, node in self.plan.nodes.items():
@@ -118,7 +123,8 @@ class Lab:
 
     def down(self) -> None:
         """Tear everything down. Idempotent."""
-        self.runtime.destroy()
+        if self.runtime is not None:
+            self.runtime.destroy()
         self._daemons.clear()
 
     # -- daemons -------------------------------------------------------------------------------

@@ -221,6 +221,7 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
             tunnel_address=tun_addr,
             frr_extra=tuple(raw.get("frr_extra", {}).items()),
             swanctl_extra=raw.get("swanctl_extra", ""),
+            image=raw.get("image"),
         )
 
     links = []

@@ -63,6 +63,7 @@ class Node:
     tunnel_address: ipaddress.IPv4Address | None = None
     frr_extra: tuple[tuple[str, str], ...] = ()  # (daemon, raw config)
     swanctl_extra: str = ""
+    image: str | None = None  # docker runtime only; default labkit/node:latest
 
     @property
     def is_router(self) -> bool:

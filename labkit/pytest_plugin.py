@@ -22,7 +22,9 @@ from . import wait as _wait
 from .errors import LabkitError, TopologyError
 from .lab import Lab
 from .load import load
-from .sandbox import vm
+from .runtime import RUNTIMES, runtime_from_env
+from .runtime.engine import DEFAULT_IMAGE
+from .sandbox import dockerd, vm
 
 _DECISION_KEY = pytest.StashKey[str]()
 _FAILED_KEY = pytest.StashKey[set]()
@@ -33,7 +35,10 @@ def add_options(add) -> None:
     add("--sandbox", choices=("auto", "on", "off"), default=None,
         help="run labs in the VM sandbox: auto (when this kernel lacks a needed feature), on, off. "
              "Default: $LABKIT_SANDBOX or auto.")
-    add("--runtime", dest="labkit_runtime", choices=("netns",), default="netns", help="node runtime (default netns)")
+    add("--runtime", dest="labkit_runtime", choices=RUNTIMES, default=None,
+        help="node runtime: netns (namespaces of this kernel) or docker (containers). Default: $LABKIT_RUNTIME or netns")
+    add("--image", dest="labkit_image", default=None,
+        help=f"docker runtime: the node image (default {DEFAULT_IMAGE}; a node's 'image' wins). Never pulled.")
     add("--keep-lab", action="store_true", default=False, help="do not tear labs down (debugging; native mode only)")
     add("--lab-artifacts", default=None, metavar="DIR",
         help="copy daemon logs of labs with failed tests here (default: .labkit-artifacts in the rootdir)")
@@ -65,16 +70,22 @@ def _topologies(args: list[str], rootdir: Path) -> list[Path]:
     return sorted(set(found))
 
 
-def _needed_features(files: list[Path]) -> list[str]:
-    needed: list[str] = []
+def _runtime(config: pytest.Config) -> str:
+    return config.getoption("labkit_runtime") or runtime_from_env()
+
+
+def _loaded(files: list[Path]) -> list:
+    out = []
     for f in files:
         try:
-            for feat in load(f).required_kernel_features():
-                if feat not in needed:
-                    needed.append(feat)
+            out.append(load(f))
         except TopologyError:
             continue  # reported by the lab fixture of that module
-    return needed
+    return out
+
+
+def _needed_features(files: list[Path]) -> list[str]:
+    return list(dict.fromkeys(feat for topo in _loaded(files) for feat in topo.required_kernel_features()))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -88,17 +99,19 @@ def pytest_cmdline_main(config: pytest.Config):
     if not files:
         return None
     needed = _needed_features(files)
+    tw = sys.stdout
+    say = lambda m: (tw.write(f"labkit: {m}\n"), tw.flush())  # noqa: E731
     try:
+        runtime = _runtime(config)
         decision = vm.decide(needed, mode)
+        config.stash[_DECISION_KEY] = f"{decision}; runtime {runtime}"
+        if not decision.use:
+            return None
+        say(f"mode: {decision}; runtime {runtime}")
+        extra_env = dockerd.guest_env(runtime, _loaded(files), config.getoption("labkit_image"), say)
     except LabkitError as exc:
         sys.stderr.write(f"labkit: error: {exc}\n")
         return pytest.ExitCode.USAGE_ERROR
-    config.stash[_DECISION_KEY] = str(decision)
-    if not decision.use:
-        return None
-    tw = sys.stdout
-    tw.write(f"labkit: mode: {decision}\n")
-    tw.flush()
     argv = [sys.executable, "-m", "pytest", *config.invocation_params.args]
     # The outcome must not depend on the VM console alone (it has dropped output on a slow
     # host): the inner session also writes JUnit XML into the shared directory.
@@ -107,8 +120,7 @@ def pytest_cmdline_main(config: pytest.Config):
     if not config.getoption("xmlpath", None):
         argv.append(f"--junitxml={junit}")
     try:
-        rc = vm.run(argv, cwd=str(config.invocation_params.dir),
-                    progress=lambda m: (tw.write(f"labkit: {m}\n"), tw.flush()))
+        rc = vm.run(argv, cwd=str(config.invocation_params.dir), progress=say, extra_env=extra_env)
         tw.write(_junit_summary(junit, rc) + "\n")
         tw.flush()
         return rc
@@ -164,11 +176,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not session.config.getoption("keep_lab"):
         from . import state
 
-        leftovers = {lid: info for lid, info in state.scan().items() if info["owner"] == os.getpid()}
+        leftovers = {lid for lid, info in state.scan().items() if info["mine"]}
         if leftovers:  # teardown must leave nothing: report it and clean up anyway
-            sys.stderr.write(f"labkit: residue after the session: labs {', '.join(leftovers)} were still running; "
-                             "removing them\n")
-            state.cleanup(all_labs=True)
+            sys.stderr.write(f"labkit: residue after the session: labs {', '.join(sorted(leftovers))} were still "
+                             "running; removing them\n")
+            state.cleanup(lab_ids=leftovers)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     lab_skips = [n for n in _SKIPS if "topologies/" in n]
     if forbid and lab_skips:
@@ -213,7 +225,8 @@ def lab(request: pytest.FixtureRequest):
         with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             reporter.write_line(f"labkit: {msg}")
 
-    the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress)
+    the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress,
+                            runtime=_runtime(config), image=config.getoption("labkit_image"))
     the_lab.up()
     try:
         yield the_lab

@@ -29,7 +29,8 @@ class LabRecord:
     created: float
 
     def alive(self) -> bool:
-        return any(ns.read_marker(pid) is not None for pid in self.pids.values())
+        """Whether any node still exists (each carries the labkit marker in its ``/run``)."""
+        return any((ns.read_marker(pid) or {}).get("lab") == self.id for pid in self.pids.values())
 
 
 def save(record: LabRecord) -> Path:
@@ -67,8 +68,26 @@ def _owner_alive(pid: int) -> bool:
         return True
 
 
-def scan() -> dict[str, dict]:
-    """Every labkit holder on this host, by lab id: ``{lab: {"owner": pid, "holders": {node: pid}}}``."""
+def _docker_client():
+    """The engine's client when one answers here, else None (cleanup must work without docker)."""
+    from .errors import PrerequisiteError
+    from .runtime import engine
+
+    if not engine.available():
+        return None
+    try:
+        return engine.connect(timeout=120)
+    except PrerequisiteError:
+        return None
+
+
+def scan(docker: bool = True) -> dict[str, dict]:
+    """Every labkit lab on this host, by id.
+
+    ``{lab: {"runtime": "netns"|"docker", "owner": pid, "mine": bool, "orphaned": bool,
+    "holders": {node: pid}}}``. netns labs are found by the marker in each holder's ``/run``;
+    docker labs by their containers' labels (when an engine answers).
+    """
     labs: dict[str, dict] = {}
     seen_ns: set[int] = set()
     for entry in os.listdir("/proc"):
@@ -76,7 +95,7 @@ def scan() -> dict[str, dict]:
             continue
         pid = int(entry)
         marker = ns.read_marker(pid)
-        if not marker:
+        if not marker or marker.get("runtime", "netns") != "netns":
             continue
         try:
             inode = ns.netns_inode(pid)
@@ -85,20 +104,42 @@ def scan() -> dict[str, dict]:
         if inode in seen_ns:
             continue
         seen_ns.add(inode)
-        lab = labs.setdefault(marker["lab"], {"owner": marker.get("owner"), "holders": {}})
+        owner = marker.get("owner")
+        lab = labs.setdefault(marker["lab"], {"runtime": "netns", "owner": owner, "mine": owner == os.getpid(),
+                                              "orphaned": not owner or not _owner_alive(owner), "holders": {}})
         lab["holders"][marker.get("node", "?")] = pid
+    client = _docker_client() if docker else None
+    if client is not None:
+        from .runtime import docker as dk
+
+        for lid, containers in dk.lab_containers(client).items():
+            labels = containers[0].labels
+            owner = labels.get(f"{dk.LABEL}.owner", "")
+            labs[lid] = {"runtime": "docker", "owner": int(owner.partition(":")[0] or 0),
+                         "mine": owner == dk.owner_id(),
+                         "orphaned": labels.get(f"{dk.LABEL}.detached") != "1" and not dk.owner_alive(owner),
+                         "holders": {c.labels.get(f"{dk.LABEL}.node", c.name): c.name for c in containers}}
     return labs
 
 
-def cleanup(all_labs: bool = False, lab_id: str | None = None, timeout: float = 10.0) -> list[str]:
-    """Kill the nodes of labs whose owner is dead (or every lab with ``all_labs``); return their ids."""
+def cleanup(all_labs: bool = False, lab_id: str | None = None, lab_ids: set[str] | None = None,
+            timeout: float = 10.0) -> list[str]:
+    """Remove labs whose owner is dead (or every lab with ``all_labs``, or the ones named); return their ids.
+
+    A lab started by ``labkit up`` (it has a record) is never an orphan: only ``labkit down``
+    or ``--all`` remove it.
+    """
+    wanted = set(lab_ids or ()) | ({lab_id} if lab_id else set())
     removed = []
     recorded = {r.id for r in records()}
+    docker_labs = set()
     for lid, info in scan().items():
-        if lab_id and lid != lab_id:
+        if wanted and lid not in wanted:
             continue
-        owner_gone = not info["owner"] or not _owner_alive(info["owner"])
-        if not (all_labs or lab_id or (owner_gone and lid not in recorded)):
+        if not (all_labs or lid in wanted or (info["orphaned"] and lid not in recorded)):
+            continue
+        if info["runtime"] == "docker":
+            docker_labs.add(lid)
             continue
         deadline = time.monotonic() + timeout
         for pid in info["holders"].values():
@@ -107,7 +148,13 @@ def cleanup(all_labs: bool = False, lab_id: str | None = None, timeout: float = 
             _reap(pid, deadline)
         forget(lid)
         removed.append(lid)
+    if docker_labs:
+        from .runtime.docker import remove_labs
+
+        removed += remove_labs(_docker_client(), docker_labs)
+        for lid in docker_labs:
+            forget(lid)
     for rec in records():  # records whose nodes are already gone
-        if (all_labs or rec.id == lab_id) and not rec.alive():
+        if (all_labs or rec.id in wanted) and not rec.alive():
             forget(rec.id)
     return removed

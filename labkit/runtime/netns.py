@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 import signal
 import subprocess
 import threading
@@ -13,9 +12,7 @@ from pathlib import Path
 from ..errors import LabError
 from ..exec import CommandResult
 from . import ns
-from .base import Runtime
-
-BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+from .base import BASE_ENV, Runtime, node_env  # noqa: F401  (BASE_ENV: re-exported)
 
 
 class NetnsRuntime(Runtime):
@@ -31,7 +28,7 @@ class NetnsRuntime(Runtime):
         self._main = threading.main_thread()
 
     # -- nodes ---------------------------------------------------------------------------
-    def create(self, name: str) -> int:
+    def create(self, name: str, sysctls: dict[str, str] | None = None) -> int:
         marker = {"lab": self.lab_id, "node": name, "owner": os.getpid(), "runtime": self.name}
         try:
             pid = ns.spawn_holder(marker, hostname=name.lstrip("@") or name, detach=self.detach)
@@ -39,12 +36,7 @@ class NetnsRuntime(Runtime):
             raise LabError(f"cannot create node {name}: {exc}. labkit's netns runtime needs root "
                            "(CAP_SYS_ADMIN and CAP_NET_ADMIN)") from exc
         self._pids[name] = pid
-        frr = _frr_ids()
-        if frr:
-            for sub in ("run/frr", "run/labkit/log"):
-                path = ns.node_root(pid) / sub
-                path.mkdir(parents=True, exist_ok=True)
-                os.chown(path, *frr)
+        self.prepare_dirs(pid)
         return pid
 
     def pid(self, name: str) -> int:
@@ -57,28 +49,12 @@ class NetnsRuntime(Runtime):
     def pids(self) -> dict[str, int]:
         return dict(self._pids)
 
-    def node_path(self, name: str, path: str) -> str:
-        return str(ns.node_root(self.pid(name))) + path
-
-    # -- files ---------------------------------------------------------------------------
-    def write_file(self, name: str, path: str, content: str) -> None:
-        """Write a file in the node (world-readable: FRR daemons, running as frr, read their configs)."""
-        target = Path(self.node_path(name, path))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-
-    def read_file(self, name: str, path: str) -> str:
-        return Path(self.node_path(name, path)).read_text(errors="replace")
-
     # -- processes -------------------------------------------------------------------------
-    def _env(self, name: str, env: dict[str, str] | None) -> dict[str, str]:
-        return {**BASE_ENV, "LABKIT_LAB": self.lab_id, "LABKIT_NODE": name, **(env or {})}
-
     def exec(self, name: str, argv: list[str], timeout: float = 60.0, input: str | None = None,
              env: dict[str, str] | None = None) -> CommandResult:
         pid = self.pid(name)
         try:
-            proc = subprocess.run(list(argv), preexec_fn=ns.enter(pid), env=self._env(name, env),
+            proc = subprocess.run(list(argv), preexec_fn=ns.enter(pid), env=node_env(self.lab_id, name, env),
                                   input=input, capture_output=True, text=True, timeout=timeout,
                                   stdin=None if input is not None else subprocess.DEVNULL)
         except FileNotFoundError:
@@ -95,7 +71,7 @@ class NetnsRuntime(Runtime):
         tie = not self.detach and threading.current_thread() is self._main
         out = open(self.node_path(name, log), "ab") if log else subprocess.DEVNULL
         try:
-            proc = subprocess.Popen(list(argv), preexec_fn=ns.enter(pid, pdeathsig=tie), env=self._env(name, env),
+            proc = subprocess.Popen(list(argv), preexec_fn=ns.enter(pid, pdeathsig=tie), env=node_env(self.lab_id, name, env),
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=self.detach)
         except FileNotFoundError as exc:
@@ -151,11 +127,3 @@ def _reap(pid: int, deadline: float) -> None:
         if time.monotonic() > deadline:
             raise LabError(f"process {pid} did not exit within the teardown timeout")
         time.sleep(0.02)  # polling process exit with a deadline
-
-
-def _frr_ids() -> tuple[int, int] | None:
-    try:
-        pw = pwd.getpwnam("frr")
-        return pw.pw_uid, pw.pw_gid
-    except KeyError:
-        return None

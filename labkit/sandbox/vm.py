@@ -228,7 +228,7 @@ def guest_script(argv: list[str], cwd: str, env: dict[str, str]) -> str:
 
 
 def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None, cpus: int | None = None,
-        memory: str = "4G", progress=lambda m: None, console=None) -> int:
+        memory: str = "4G", progress=lambda m: None, console=None, extra_env: dict[str, str] | None = None) -> int:
     """Run ``argv`` inside the VM sandbox and return its exit code.
 
     The guest's output is copied to ``console`` (a binary stream; default: our stdout).
@@ -245,6 +245,7 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
              f"{cpus} vCPU, {memory}")
     env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
     env.update({k: v for k, v in os.environ.items() if k.startswith("LABKIT_")})
+    env.update(extra_env or {})
     env[ENV_INSIDE] = "1"
     env["PYTHONUNBUFFERED"] = "1"  # stream output through the VM console as it happens
     env["PATH"] = os.pathsep.join(dict.fromkeys([os.path.dirname(sys.executable)] + os.environ.get("PATH", "").split(os.pathsep)))

@@ -36,7 +36,7 @@ def test_fixtures_and_mode_report(pytester):
     _lab_dir(pytester)
     result = pytester.runpytest_subprocess("-v", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["labkit: mode: native (host kernel): host kernel has veth"])
+    result.stdout.fnmatch_lines(["labkit: mode: native (host kernel): host kernel has veth; runtime netns"])
 
 
 def test_skipped_lab_test_fails_under_ci(pytester, monkeypatch):
