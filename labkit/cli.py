@@ -49,7 +49,7 @@ def _runtime(args) -> str:
 def _in_sandbox(args, argv_tail: list[str]) -> int:
     """Re-run this very command inside the VM sandbox; its console goes to our stderr."""
     runtime = _runtime(args)
-    extra_env = dockerd.guest_env(runtime, [load(args.dir)], args.image, stderr_progress)
+    extra_env = dockerd.guest_env([runtime], [load(args.dir)], args.image, stderr_progress)
     argv = [sys.executable, "-m", "labkit.cli", *argv_tail, "--runtime", runtime]
     if args.image:
         argv += ["--image", args.image]

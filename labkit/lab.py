@@ -94,7 +94,7 @@ class Lab:
         # before anything exists: nothing to tear down
         if self.runtime is None:
             self.runtime = make_runtime(self.runtime_name, self.id, topology=self.topology, detach=self.detach,
-                                        image=self.image)
+                                        image=self.image, progress=self.progress)
         preflight.check(self.topology, self.runtime)
         try:
             self.plan = expand(self.topology)

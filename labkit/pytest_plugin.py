@@ -22,7 +22,7 @@ from . import wait as _wait
 from .errors import LabkitError, TopologyError
 from .lab import Lab
 from .load import load
-from .runtime import RUNTIMES, runtime_from_env
+from .runtime import runtime_from_env, runtime_list
 from .runtime.engine import DEFAULT_IMAGE
 from .sandbox import dockerd, vm
 
@@ -30,13 +30,23 @@ _DECISION_KEY = pytest.StashKey[str]()
 _FAILED_KEY = pytest.StashKey[set]()
 
 
+def _runtime_arg(value: str) -> list[str]:
+    import argparse
+
+    try:
+        return runtime_list(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_options(add) -> None:
     """Options shared by pytest (``parser.addoption``) and the CLI (``argparse``)."""
     add("--sandbox", choices=("auto", "on", "off"), default=None,
         help="run labs in the VM sandbox: auto (when this kernel lacks a needed feature), on, off. "
              "Default: $LABKIT_SANDBOX or auto.")
-    add("--runtime", dest="labkit_runtime", choices=RUNTIMES, default=None,
-        help="node runtime: netns (namespaces of this kernel) or docker (containers). Default: $LABKIT_RUNTIME or netns")
+    add("--runtime", dest="labkit_runtime", type=_runtime_arg, default=None, metavar="RUNTIME[,RUNTIME]",
+        help="node runtime: netns (namespaces of this kernel) or docker (containers); 'netns,docker' runs every "
+             "lab test on both (one sandbox boot). Default: $LABKIT_RUNTIME or netns")
     add("--image", dest="labkit_image", default=None,
         help=f"docker runtime: the node image (default {DEFAULT_IMAGE}; a node's 'image' wins). Never pulled.")
     add("--keep-lab", action="store_true", default=False, help="do not tear labs down (debugging; native mode only)")
@@ -70,8 +80,21 @@ def _topologies(args: list[str], rootdir: Path) -> list[Path]:
     return sorted(set(found))
 
 
-def _runtime(config: pytest.Config) -> str:
-    return config.getoption("labkit_runtime") or runtime_from_env()
+def _runtimes(config: pytest.Config) -> list[str]:
+    return config.getoption("labkit_runtime") or runtime_list(runtime_from_env())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With several runtimes, every test of a lab runs once per runtime (``test_x[docker]``)."""
+    runtimes = _runtimes(metafunc.config)
+    if len(runtimes) > 1 and "labkit_runtime" in metafunc.fixturenames:
+        metafunc.parametrize("labkit_runtime", runtimes, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def labkit_runtime(request: pytest.FixtureRequest) -> str:
+    """Name: labkit_runtime. Scope: module. The runtime this module's ``lab`` runs on (``--runtime``)."""
+    return getattr(request, "param", None) or _runtimes(request.config)[0]
 
 
 def _loaded(files: list[Path]) -> list:
@@ -102,13 +125,13 @@ def pytest_cmdline_main(config: pytest.Config):
     tw = sys.stdout
     say = lambda m: (tw.write(f"labkit: {m}\n"), tw.flush())  # noqa: E731
     try:
-        runtime = _runtime(config)
+        runtimes = _runtimes(config)
         decision = vm.decide(needed, mode)
-        config.stash[_DECISION_KEY] = f"{decision}; runtime {runtime}"
+        config.stash[_DECISION_KEY] = f"{decision}; runtime {','.join(runtimes)}"
         if not decision.use:
             return None
-        say(f"mode: {decision}; runtime {runtime}")
-        extra_env = dockerd.guest_env(runtime, _loaded(files), config.getoption("labkit_image"), say)
+        say(f"mode: {decision}; runtime {','.join(runtimes)}")
+        extra_env = dockerd.guest_env(runtimes, _loaded(files), config.getoption("labkit_image"), say)
     except LabkitError as exc:
         sys.stderr.write(f"labkit: error: {exc}\n")
         return pytest.ExitCode.USAGE_ERROR
@@ -161,6 +184,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 
 
 _SKIPS: list[str] = []  # node ids of skipped tests in this process
+_LIVE_LABS: list[Lab] = []  # labs brought up by the lab fixture and not yet torn down
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -175,6 +199,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         forbid = bool(os.environ.get("CI"))
     if not session.config.getoption("keep_lab"):
         from . import state
+
+        # Ctrl-C skips fixture teardown: labs still up are taken down here, properly
+        for the_lab in list(_LIVE_LABS):
+            sys.stderr.write(f"labkit: session interrupted; tearing down lab {the_lab.id}\n")
+            the_lab.down()
+            _LIVE_LABS.remove(the_lab)
 
         leftovers = {lid for lid, info in state.scan().items() if info["mine"]}
         if leftovers:  # teardown must leave nothing: report it and clean up anyway
@@ -205,7 +235,7 @@ def _topology_for(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest):
+def lab(request: pytest.FixtureRequest, labkit_runtime: str):
     """Name: lab. Scope: module. Depends: the topology.yaml beside the test module.
 
     A running :class:`labkit.lab.Lab`, converged, shared by the module's tests and torn down
@@ -226,8 +256,9 @@ def lab(request: pytest.FixtureRequest):
             reporter.write_line(f"labkit: {msg}")
 
     the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress,
-                            runtime=_runtime(config), image=config.getoption("labkit_image"))
+                            runtime=labkit_runtime, image=config.getoption("labkit_image"))
     the_lab.up()
+    _LIVE_LABS.append(the_lab)
     try:
         yield the_lab
     finally:
@@ -235,6 +266,7 @@ def lab(request: pytest.FixtureRequest):
             _save_artifacts(the_lab, config)
         if not config.getoption("keep_lab") or vm.inside():
             the_lab.down()
+            _LIVE_LABS.remove(the_lab)
         else:
             sys.stderr.write(f"labkit: keeping lab {the_lab.id} (--keep-lab); remove it with 'labkit cleanup'\n")
 

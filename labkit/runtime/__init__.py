@@ -17,7 +17,18 @@ def runtime_from_env(default: str = "netns") -> str:
     return name
 
 
-def make_runtime(name: str, lab_id: str, topology=None, detach: bool = False, image: str | None = None):
+def runtime_list(value: str) -> list[str]:
+    """``"netns,docker"`` → ``["netns", "docker"]``, each checked."""
+    names = list(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [n for n in names if n not in RUNTIMES]
+    if bad or not names:
+        raise ValueError(f"unknown runtime {', '.join(bad) or repr(value)}; use {' or '.join(RUNTIMES)} "
+                         "(or both, comma-separated)")
+    return names
+
+
+def make_runtime(name: str, lab_id: str, topology=None, detach: bool = False, image: str | None = None,
+                 progress=lambda m: None):
     """The runtime called ``name`` for lab ``lab_id``.
 
     Raises:
@@ -32,7 +43,7 @@ def make_runtime(name: str, lab_id: str, topology=None, detach: bool = False, im
         from . import engine
         from .docker import DockerRuntime
 
-        dockerd.ensure_guest_engine()  # inside the VM sandbox only: its private engine
+        dockerd.ensure_guest_engine(progress)  # inside the VM sandbox only: its private engine
 
         images = {n.name: n.image for n in topology.nodes.values() if getattr(n, "image", None)} if topology else {}
         return DockerRuntime(lab_id, image=image or engine.DEFAULT_IMAGE, images=images, detach=detach,

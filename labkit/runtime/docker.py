@@ -32,6 +32,8 @@ CAP_BITS = {"NET_ADMIN": 12, "SYS_ADMIN": 21}
 # sysctls of interfaces that do not exist yet cannot be set at create time; kernel.py sets them
 _LATE_SYSCTL = re.compile(r"^net\.ipv[46]\.conf\.(?!all\.|default\.|lo\.)")
 PARALLEL = 8
+# what a container runs until labkit starts its daemons; independent of the image's ENTRYPOINT/CMD
+HOLDER = ["sleep", "infinity"]
 
 
 def container_name(lab_id: str, node: str) -> str:
@@ -122,7 +124,7 @@ class DockerRuntime(Runtime):
         image = self.image_of(name)
         try:
             c = self.client.containers.create(
-                image, name=container_name(self.lab_id, name), hostname=name.lstrip("@"),
+                image, entrypoint=HOLDER, name=container_name(self.lab_id, name), hostname=name.lstrip("@"),
                 labels=self.labels(name), network_mode="none", cap_add=CAPS, cap_drop=CAP_DROP,
                 sysctls=create_sysctls(sysctls or {}), tmpfs={"/run": "mode=755,size=64m"}, init=True,
                 detach=True, environment={"LABKIT_LAB": self.lab_id, "LABKIT_NODE": name})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -59,9 +58,9 @@ def export_images(tags: set[str], progress=lambda m: None) -> list[str]:
     return out
 
 
-def guest_env(runtime: str, topologies: list, image: str | None = None, progress=lambda m: None) -> dict[str, str]:
-    """What the guest needs to run ``runtime``: for docker, the archives of every image the topologies use."""
-    if runtime != "docker":
+def guest_env(runtimes: list[str], topologies: list, image: str | None = None, progress=lambda m: None) -> dict[str, str]:
+    """What the guest needs to run ``runtimes``: for docker, the archives of every image the topologies use."""
+    if "docker" not in runtimes:
         return {}
     tags = {image or engine.DEFAULT_IMAGE}
     for topo in topologies:
@@ -73,7 +72,7 @@ def _mounted(path: str) -> bool:
     return any(line.split()[1] == path for line in Path("/proc/self/mounts").read_text().splitlines())
 
 
-def ensure_guest_engine(progress=lambda m: print(f"labkit: {m}", file=sys.stderr, flush=True)) -> None:
+def ensure_guest_engine(progress=lambda m: None) -> None:
     """Inside the VM sandbox: start a private dockerd and load the host's images (once per boot)."""
     global _started
     if _started or os.environ.get("LABKIT_IN_SANDBOX") != "1":
