@@ -199,10 +199,11 @@ def cmd_image(args) -> int:
     from . import image
 
     if args.image_command == "build":
-        image.build(base=args.base, dockerfile=args.dockerfile, rebuild=args.rebuild, progress=stderr_progress)
+        image.build(base=args.base, dockerfile=args.dockerfile, rebuild=args.rebuild, progress=stderr_progress,
+                    repo=args.repo)
         return 0
     client = connect()
-    for img in client.images.list(name=image.NODE_REPO):
+    for img in client.images.list(filters={"label": "io.labkit.image"}):
         vers = image.image_versions(client, img.id)
         print(f"{img.short_id}  {', '.join(img.tags) or '<untagged>'}  {img.attrs.get('Size', 0) / 2**20:.0f} MiB  "
               + " ".join(f"{k} {v}" for k, v in sorted(vers.items())))
@@ -256,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
                     "instead of the debootstrap base, e.g. debian:bookworm-slim")
     ib.add_argument("--dockerfile", default=None, help="the Dockerfile (default: the checkout's top-level one)")
     ib.add_argument("--rebuild", action="store_true", help="rebuild the base and every layer")
+    ib.add_argument("--repo", default="labkit/node", help="image name for a variant (default labkit/node)")
     isub.add_parser("list", help="labkit node images and the versions they record")
     sp.set_defaults(func=cmd_image)
     return p

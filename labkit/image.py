@@ -216,8 +216,8 @@ def image_versions(client, tag: str) -> dict[str, str]:
 
 
 def build(base: str | None = None, dockerfile: Path | None = None, rebuild: bool = False,
-          progress: Callable[[str], None] = print) -> list[str]:
-    """Build the node image; return its tags (versioned first, then ``latest``)."""
+          progress: Callable[[str], None] = print, repo: str = NODE_REPO) -> list[str]:
+    """Build the node image as ``repo``; return its tags (versioned first, then ``latest``)."""
     from .runtime.engine import connect
 
     dockerfile = Path(dockerfile or REPO_DOCKERFILE)
@@ -225,9 +225,9 @@ def build(base: str | None = None, dockerfile: Path | None = None, rebuild: bool
         raise PrerequisiteError(f"no Dockerfile at {dockerfile}: run from a labkit checkout or pass --dockerfile")
     client = connect(timeout=1800)
     base = base or build_base(client, progress, rebuild)
-    progress(f"node image: docker build {dockerfile} FROM {base} (apt-get install; a minute or two) ...")
+    progress(f"{repo}: docker build {dockerfile} FROM {base} (apt-get install; a minute or two) ...")
     t0 = time.monotonic()
-    staging = f"{NODE_REPO}:building"
+    staging = f"{repo}:building"
     _run_build(client, dockerfile, staging, base, rebuild, progress)
     found = versions(client, staging)
     if "frr" not in found or "strongswan" not in found:
@@ -237,11 +237,11 @@ def build(base: str | None = None, dockerfile: Path | None = None, rebuild: bool
     labels = {VERSION_LABEL.format(pkg): ver for pkg, ver in found.items()}
     image_id = _run_build(client, dockerfile, staging, base, False, progress, labels)
     image = client.images.get(image_id or staging)
-    tags = [f"{NODE_REPO}:frr{found['frr']}-swan{found['strongswan']}", DEFAULT_IMAGE]
+    tags = [f"{repo}:frr{found['frr']}-swan{found['strongswan']}", f"{repo}:latest"]
     for t in tags:
         repo, tag = t.split(":")
         image.tag(repo, tag)
     client.images.remove(staging, noprune=True)
     size = client.images.get(tags[0]).attrs.get("Size", 0) / 2**20
-    progress(f"node image: {', '.join(tags)} ({size:.0f} MiB) built in {time.monotonic() - t0:.0f}s")
+    progress(f"{repo}: {', '.join(tags)} ({size:.0f} MiB) built in {time.monotonic() - t0:.0f}s")
     return tags

@@ -176,3 +176,28 @@ def test_one_session_runs_a_module_on_both_runtimes(pytester):
     bad = pytester.runpytest_subprocess("--runtime", "lxc")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*unknown runtime lxc; use netns or docker*"])
+
+
+def test_cli_up_status_exec_down_on_docker(client, tmp_path):
+    env = {**os.environ, "LABKIT_STATE_DIR": str(tmp_path)}
+
+    def labkit(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "labkit.cli", *args], capture_output=True, text=True,
+                              timeout=180, env=env)
+
+    up = labkit("up", str(ROUTED), "--runtime", "docker")
+    assert up.returncode == 0, up.stderr
+    lab_id = up.stdout.split()[1]
+    try:
+        # the lab outlives `labkit up`, and cleanup does not take it for an orphan
+        assert len(containers(client, lab_id)) == 3
+        assert lab_id not in labkit("cleanup").stdout
+        status = labkit("status")
+        assert lab_id in status.stdout and "(docker, 3 namespaces)" in status.stdout, status.stdout
+        ping = labkit("exec", "h1", "--", "ping", "-c", "1", "-W", "5", "10.10.2.1")
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert labkit("exec", "h1", "--", "false").returncode == 1
+    finally:
+        down = labkit("down", lab_id)
+    assert down.returncode == 0, down.stderr
+    assert containers(client, lab_id) == []
