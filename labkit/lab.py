@@ -13,8 +13,10 @@ from typing import Callable
 
 from . import preflight, swanload
 from .errors import LabError
+from .faults import Faults
 from .expand.strongswan import VICI_SOCKET
 from .expand import LabPlan, expand, segment_key
+from .expand.plan import DaemonPlan
 from .load import load
 from .model import Topology
 from .node import NodeHandle
@@ -62,6 +64,7 @@ class Lab:
         self.progress = progress or (lambda m: None)
         self.converge_timeout = converge_timeout
         self._daemons: dict[tuple[str, str], subprocess.Popen] = {}
+        self.faults = Faults(self)
 
     @classmethod
     def from_path(cls, path: str | Path, **kw) -> "Lab":
@@ -133,17 +136,20 @@ class Lab:
         for name, node in self.plan.nodes.items():
             for path, content in node.files.items():
                 self.runtime.write_file(name, path, content)
-        stages = sorted({d.stage for n in self.plan.nodes.values() for d in n.daemons})
-        for stage in stages:
+        self._launch([(name, d) for name, node in self.plan.nodes.items() for d in node.daemons])
+
+    def _launch(self, daemons: list[tuple[str, DaemonPlan]]) -> None:
+        """Start ``(node, daemon)`` pairs stage by stage; each stage serves before the next starts."""
+        assert self.plan is not None
+        for stage in sorted({d.stage for _, d in daemons}):
             t0 = time.monotonic()
-            started = []
-            for name, node in self.plan.nodes.items():
-                for d in node.daemons:
-                    if d.stage == stage:
-                        log = f"/run/labkit/log/{d.name}.out"
-                        proc = self.runtime.start(name, list(d.argv), env=dict(d.env), log=log)
-                        self._daemons[(name, d.name)] = proc
-                        started.append((name, d))
+            started = [(name, d) for name, d in daemons if d.stage == stage]
+            for name, d in started:
+                ready = self.runtime.node_path(name, d.ready) if d.ready else None
+                if ready and os.path.exists(ready):  # a stale socket of a previous run (restart)
+                    os.unlink(ready)
+                log = f"/run/labkit/log/{d.name}.out"
+                self._daemons[(name, d.name)] = self.runtime.start(name, list(d.argv), env=dict(d.env), log=log)
             for name, d in started:
                 if d.ready:
                     self._wait_ready(name, d.name, d.ready)
@@ -154,6 +160,25 @@ class Lab:
             names = sorted({d.name for _, d in started})
             self.progress(f"[{self.topology.name}]   {', '.join(names)} serving on {len({n for n, _ in started})} nodes "
                           f"after {time.monotonic() - t0:.1f}s")
+
+    def stop_daemons(self, node: str, names: list[str] | None = None, timeout: float = 30.0) -> list[DaemonPlan]:
+        """SIGKILL daemons of ``node`` (all, or ``names``) and wait until they are gone; return their plans."""
+        assert self.plan is not None
+        plans = [d for d in self.plan.nodes[node].daemons if names is None or d.name in names]
+        unknown = set(names or ()) - {d.name for d in plans}
+        if unknown:
+            raise LabError(f"{node} runs no {', '.join(sorted(unknown))}; its daemons: "
+                           f"{', '.join(d.name for d in self.plan.nodes[node].daemons) or 'none'}")
+        for d in plans:
+            proc = self._daemons.pop((node, d.name), None)
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                wait_until(lambda p=proc: p.poll() is not None, timeout, f"{d.name} on {node} to exit after SIGKILL")
+        return plans
+
+    def restart_daemons(self, node: str, names: list[str] | None = None) -> None:
+        """Kill and start again daemons of ``node`` (all, or ``names``), waiting until they serve."""
+        self._launch([(node, d) for d in self.stop_daemons(node, names)])
 
     def _wait_ready(self, node: str, daemon: str, ready: str) -> None:
         proc = self._daemons[(node, daemon)]

@@ -65,6 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "topology(path): the topology a module's `lab` fixture builds")
     config.stash[_FAILED_KEY] = set()
+    if vm.inside() and "docker" in _runtimes(config):
+        dockerd.start_guest_engine_early()  # a minute under TCG: overlap it with the first labs
 
 
 def _topologies(args: list[str], rootdir: Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import LabkitError
@@ -28,6 +29,8 @@ class ChildSa:
     bytes_out: int
     packets_in: int
     packets_out: int
+    uniqueid: str = ""
+    rekey_time: int = 0  # seconds until charon rekeys it
 
     @property
     def protects_gre(self) -> bool:
@@ -43,6 +46,7 @@ class ChildSa:
             local_ts=tuple(_s(t) for t in d.get("local-ts", [])),
             remote_ts=tuple(_s(t) for t in d.get("remote-ts", [])),
             bytes_in=n("bytes-in"), bytes_out=n("bytes-out"), packets_in=n("packets-in"), packets_out=n("packets-out"),
+            uniqueid=_s(d.get("uniqueid")), rekey_time=n("rekey-time"),
         )
 
 
@@ -56,6 +60,8 @@ class IkeSa:
     remote_host: ipaddress.IPv4Address | None
     nat_any: bool
     children: tuple[ChildSa, ...]
+    uniqueid: str = ""
+    established: int = 0  # seconds since it was established
 
     @classmethod
     def from_vici(cls, name: str, d: dict) -> "IkeSa":
@@ -65,6 +71,7 @@ class IkeSa:
             remote_host=_ip(d.get("remote-host")),
             nat_any=any(_s(d.get(k)) == "yes" for k in ("nat-local", "nat-remote", "nat-any")),
             children=tuple(ChildSa.from_vici(k, v) for k, v in kids.items()),
+            uniqueid=_s(d.get("uniqueid")), established=int(_s(d.get("established")) or 0),
         )
 
 
@@ -73,8 +80,9 @@ def parse_sas(blocks: list[dict]) -> list[IkeSa]:
     return [IkeSa.from_vici(_s(name), sa) for block in blocks for name, sa in block.items()]
 
 
-def list_sas(vici_socket_path: str, timeout: float = 10.0) -> list[IkeSa]:
-    """Query charon's vici socket for every IKE SA."""
+@contextmanager
+def session(vici_socket_path: str, timeout: float = 10.0):
+    """A vici session on charon's socket (closed on exit)."""
     import vici  # imported lazily: only nodes with IPsec need it
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -85,7 +93,22 @@ def list_sas(vici_socket_path: str, timeout: float = 10.0) -> list[IkeSa]:
         sock.close()
         raise LabkitError(f"cannot reach charon's vici socket {vici_socket_path}: {exc.strerror or exc}") from exc
     try:
-        session = vici.Session(sock)
-        return parse_sas(list(session.list_sas()))
+        yield vici.Session(sock)
     finally:
         sock.close()
+
+
+def list_sas(vici_socket_path: str, timeout: float = 10.0) -> list[IkeSa]:
+    """Query charon's vici socket for every IKE SA."""
+    with session(vici_socket_path, timeout) as s:
+        return parse_sas(list(s.list_sas()))
+
+
+def rekey_all(vici_socket_path: str, ike: bool = True, timeout: float = 10.0) -> list[str]:
+    """Ask charon to rekey every IKE SA (``ike``) or every CHILD SA; return the unique ids asked."""
+    with session(vici_socket_path, timeout) as s:
+        sas = parse_sas(list(s.list_sas()))
+        ids = [sa.uniqueid for sa in sas] if ike else [c.uniqueid for sa in sas for c in sa.children]
+        for uid in ids:
+            s.rekey({"ike-id" if ike else "child-id": uid})
+    return ids

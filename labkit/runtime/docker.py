@@ -17,6 +17,7 @@ import concurrent.futures
 import json
 import os
 import re
+import signal
 from pathlib import Path
 
 from ..errors import LabError, PrerequisiteError
@@ -70,6 +71,15 @@ class DockerProcess:
         self.api, self.id, self.args = api, exec_id, argv
         self.returncode: int | None = None
         self.pid: int | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the process (its host PID: labkit runs as root on the host)."""
+        self.poll()
+        if self.returncode is None and self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def poll(self) -> int | None:
         if self.returncode is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from ..runtime import engine
 
 ENV_IMAGES = "LABKIT_SANDBOX_IMAGES"  # os.pathsep-separated archives the guest loads
 DATA_ROOT = "/var/lib/docker"
+CONTAINERD_ROOT = "/var/lib/containerd"
+CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 LOG = "/var/log/labkit-dockerd.log"
+CONTAINERD_LOG = "/var/log/labkit-containerd.log"
 DOCKERD_FLAGS = ["--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-forward=false",
                  "--ip-masq=false", "--userland-proxy=false", f"--data-root={DATA_ROOT}"]
 START_TIMEOUT = 300.0
-_started = False
 
 
 def _cache_dir() -> Path:
@@ -72,50 +75,115 @@ def _mounted(path: str) -> bool:
     return any(line.split()[1] == path for line in Path("/proc/self/mounts").read_text().splitlines())
 
 
-def ensure_guest_engine(progress=lambda m: None) -> None:
-    """Inside the VM sandbox: start a private dockerd and load the host's images (once per boot)."""
-    global _started
-    if _started or os.environ.get("LABKIT_IN_SANDBOX") != "1":
-        return
-    archives = [a for a in os.environ.get(ENV_IMAGES, "").split(os.pathsep) if a]
-    if engine.available():
-        _started = True
-        return
-    t0 = time.monotonic()
-    progress("sandbox: starting a private dockerd (storage on tmpfs) ...")
+def _spawn(argv: list[str], log: str) -> subprocess.Popen:
+    try:
+        with open(log, "ab") as out:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    except FileNotFoundError as exc:
+        raise PrerequisiteError(f"the docker runtime in the VM sandbox needs {argv[0]}: apt-get install docker.io") from exc
+
+
+def _wait(proc: subprocess.Popen, ready, what: str, log: str):
+    """Poll ``ready()`` (truthy when done) until ``START_TIMEOUT``; fail at once if ``proc`` exits."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise LabkitError(f"{what} exited with {proc.returncode} in the sandbox:\n" + _tail(log))
+        value = ready()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise LabkitError(f"{what} did not answer within {START_TIMEOUT:g}s in the sandbox:\n" + _tail(log))
+        time.sleep(0.2)  # polling a daemon's socket, bounded above
+
+
+def _client_or_none():
+    if not engine.available():
+        return None
+    try:
+        return engine.connect(timeout=900)
+    except PrerequisiteError:
+        return None
+
+
+def _start_engine(notes: list[str]) -> None:
+    """containerd, then dockerd on it, then the images. containerd runs on its own: dockerd gives
+    the containerd it spawns a fixed start-up timeout, which a cold TCG guest can exceed."""
     from ..runtime.ns import mount
 
-    os.makedirs(DATA_ROOT, exist_ok=True)
-    if not _mounted(DATA_ROOT):
-        mount("labkit-docker", DATA_ROOT, "tmpfs", 0, "mode=711")
-    try:
-        log = open(LOG, "ab")
-        proc = subprocess.Popen(["dockerd", *DOCKERD_FLAGS], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    except FileNotFoundError as exc:
-        raise PrerequisiteError("the docker runtime in the VM sandbox needs dockerd: apt-get install docker.io") from exc
-    deadline = time.monotonic() + START_TIMEOUT
-    client = None
-    while client is None:
-        if proc.poll() is not None:
-            raise LabkitError(f"dockerd exited with {proc.returncode} in the sandbox:\n" + _tail(LOG))
-        if time.monotonic() > deadline:
-            raise LabkitError(f"dockerd did not answer on its socket within {START_TIMEOUT:g}s in the sandbox:\n"
-                              + _tail(LOG))
-        if engine.available():
-            try:
-                client = engine.connect(timeout=900)
-                break
-            except PrerequisiteError:
-                pass
-        time.sleep(0.2)  # polling for the engine to answer, bounded above
-    progress(f"sandbox: dockerd up in {time.monotonic() - t0:.0f}s; loading {len(archives)} image(s) ...")
+    archives = [a for a in os.environ.get(ENV_IMAGES, "").split(os.pathsep) if a]
+    t0 = time.monotonic()
+    for root in (DATA_ROOT, CONTAINERD_ROOT):  # overlay2 cannot sit on the 9p root
+        os.makedirs(root, exist_ok=True)
+        if not _mounted(root):
+            mount("labkit-docker", root, "tmpfs", 0, "mode=711")
+    containerd = _spawn(["containerd", "--address", CONTAINERD_SOCKET], CONTAINERD_LOG)
+    _wait(containerd, lambda: os.path.exists(CONTAINERD_SOCKET), "containerd", CONTAINERD_LOG)
+    dockerd = _spawn(["dockerd", *DOCKERD_FLAGS, f"--containerd={CONTAINERD_SOCKET}"], LOG)
+    client = _wait(dockerd, _client_or_none, "dockerd", LOG)
+    notes.append(f"sandbox: private dockerd up in {time.monotonic() - t0:.0f}s (storage on tmpfs)")
     for archive in archives:
         t1 = time.monotonic()
         with open(archive, "rb") as f:
             list(client.api.load_image(f))
-        progress(f"sandbox: loaded {os.path.basename(archive)} in {time.monotonic() - t1:.0f}s")
-    _started = True
+        notes.append(f"sandbox: loaded {os.path.basename(archive)} in {time.monotonic() - t1:.0f}s")
+
+
+class _GuestEngine:
+    """Started at most once per boot, possibly in the background while other labs run."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.notes: list[str] = []
+        self.done = False
+
+    def _run(self) -> None:
+        try:
+            _start_engine(self.notes)
+        except BaseException as exc:  # re-raised by ensure()
+            self.error = exc
+
+    def start_background(self) -> None:
+        with self.lock:
+            if self.thread is None and not self.done and _wanted():
+                self.thread = threading.Thread(target=self._run, name="labkit-guest-dockerd", daemon=True)
+                self.thread.start()
+
+    def ensure(self, progress) -> None:
+        if self.done or not _wanted():
+            return
+        if engine.available() and self.thread is None:
+            self.done = True  # an engine is already there (not ours)
+            return
+        self.start_background()
+        progress("sandbox: waiting for the private dockerd and its images ...")
+        self.thread.join()
+        for note in self.notes:
+            progress(note)
+        self.notes.clear()
+        if self.error is not None:
+            raise self.error
+        self.done = True
+
+
+def _wanted() -> bool:
+    return os.environ.get("LABKIT_IN_SANDBOX") == "1" and ENV_IMAGES in os.environ
+
+
+_ENGINE = _GuestEngine()
+
+
+def start_guest_engine_early() -> None:
+    """Inside the VM sandbox: begin starting the private engine now (it takes a minute under TCG)."""
+    _ENGINE.start_background()
+
+
+def ensure_guest_engine(progress=lambda m: None) -> None:
+    """Inside the VM sandbox: the private dockerd is up and has the host's images (once per boot)."""
+    _ENGINE.ensure(progress)
 
 
 def _tail(path: str, lines: int = 15) -> str:

@@ -69,3 +69,14 @@ def test_runtime_lists():
     assert runtime_list(" docker , netns,docker") == ["docker", "netns"]
     with pytest.raises(ValueError, match="unknown runtime lxc"):
         runtime_list("netns,lxc")
+
+
+def test_a_missing_engine_names_the_fix(monkeypatch, tmp_path):
+    from labkit.runtime import engine
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+    with pytest.raises(PrerequisiteError, match="install Debian's docker.io and start dockerd"):
+        engine.connect()
+    (tmp_path / "docker.sock").touch()  # a socket file nobody answers on
+    with pytest.raises(PrerequisiteError, match="does not answer"):
+        engine.connect(timeout=2)

@@ -1,0 +1,130 @@
+"""Faults a test (or an exercise) injects into a running lab: links, daemons, addresses, rekeys.
+
+Every fault acts at once and returns an :class:`Undo`; use it as a context manager to restore
+the previous state on exit, or call ``.undo()``::
+
+    with lab.faults.link_down("spoke1", "eth0"):
+        wait_until(lambda: not lab.ping("h1", "h2"), 30, "h1 to lose h2")
+    lab.faults.restart("hub")                      # every daemon, in stage order, until they serve
+    lab.faults.restart("spoke1", "nhrpd")          # one daemon
+    lab.faults.set_address("spoke1", "eth0", "192.0.2.42/24")
+
+The operations are runtime-neutral: netlink on the node's PID, and the lab's own daemon plans.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Callable
+
+from .errors import LabError
+from .runtime import kernel
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+
+class Undo:
+    """The way back from one fault. Idempotent; a context manager."""
+
+    def __init__(self, description: str, undo: Callable[[], None]):
+        self.description = description
+        self._undo: Callable[[], None] | None = undo
+
+    def undo(self) -> None:
+        if self._undo is not None:
+            fn, self._undo = self._undo, None
+            fn()
+
+    def __enter__(self) -> "Undo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.undo()
+
+    def __repr__(self) -> str:
+        return f"<fault {self.description}{' (undone)' if self._undo is None else ''}>"
+
+
+class Faults:
+    """The fault API of one lab (``lab.faults``)."""
+
+    def __init__(self, lab: "Lab"):
+        self.lab = lab
+
+    def _pid(self, node: str) -> int:
+        return self.lab.runtime.pid(node)
+
+    # -- links -----------------------------------------------------------------------------
+    def _set_link(self, node: str, ifname: str, up: bool) -> None:
+        with kernel.iproute(self._pid(node)) as ipr:
+            idx = ipr.link_lookup(ifname=ifname)
+            if not idx:
+                raise LabError(f"{node} has no interface {ifname}")
+            ipr.link("set", index=idx[0], state="up" if up else "down")
+
+    def link_down(self, node: str, ifname: str) -> Undo:
+        """Set ``node``'s ``ifname`` down (the veth peer sees carrier loss). Undo: up again."""
+        self._set_link(node, ifname, False)
+        return Undo(f"{node}:{ifname} down", lambda: self.link_up(node, ifname))
+
+    def link_up(self, node: str, ifname: str) -> None:
+        self._set_link(node, ifname, True)
+
+    # -- daemons ---------------------------------------------------------------------------
+    def stop(self, node: str, *daemons: str) -> Undo:
+        """Kill daemons of ``node`` (every one when none is named). Undo: start them again."""
+        stopped = self.lab.stop_daemons(node, list(daemons) or None)
+        names = [d.name for d in stopped]
+        return Undo(f"{node} {','.join(names)} stopped", lambda: self.lab.restart_daemons(node, names))
+
+    def restart(self, node: str, *daemons: str) -> None:
+        """Kill and restart daemons of ``node`` (every one when none is named); returns once they serve."""
+        self.lab.restart_daemons(node, list(daemons) or None)
+
+    # -- addresses -------------------------------------------------------------------------
+    def set_address(self, node: str, ifname: str, address: str) -> Undo:
+        """Replace the IPv4 addresses of ``node``'s ``ifname`` with ``address`` (``a.b.c.d/len``).
+
+        Routes through the interface that the kernel drops with the old address (a default
+        route, say) are put back, as a DHCP client would. A spoke whose NBMA address changes is
+        the field case of a dynamic public address. Undo: the previous addresses come back.
+        """
+        new = ipaddress.IPv4Interface(address)
+        old = self._replace_addresses(node, ifname, [new])
+        return Undo(f"{node}:{ifname} {', '.join(map(str, old))} -> {new}",
+                    lambda: self._replace_addresses(node, ifname, old))
+
+    def _replace_addresses(self, node: str, ifname: str, new: list[ipaddress.IPv4Interface]):
+        with kernel.iproute(self._pid(node)) as ipr:
+            idx = ipr.link_lookup(ifname=ifname)
+            if not idx:
+                raise LabError(f"{node} has no interface {ifname}")
+            idx = idx[0]
+            old = [ipaddress.IPv4Interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+                   for a in ipr.get_addr(index=idx, family=2)]
+            routes = _gateway_routes(ipr, idx)
+            for a in old:
+                ipr.addr("del", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen)
+            for a in new:
+                ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen)
+            for dst, gw in set(routes) - set(_gateway_routes(ipr, idx)):
+                ipr.route("add", dst=dst, gateway=gw, oif=idx)
+        return old
+
+    # -- IPsec -----------------------------------------------------------------------------
+    def rekey(self, node: str, ike: bool = True) -> None:
+        """Rekey every IKE SA (``ike``) or every CHILD SA of ``node`` now, over vici."""
+        from .probes import ipsec
+
+        ipsec.rekey_all(self.lab.runtime.node_path(node, "/run/charon.vici"), ike=ike)
+
+
+def _gateway_routes(ipr, idx: int) -> list[tuple[str, str]]:
+    """``(dst/len, gateway)`` of the main table's routes through interface ``idx`` with a gateway."""
+    out = []
+    for r in ipr.get_routes(family=2, table=254, oif=idx):
+        gw = r.get_attr("RTA_GATEWAY")
+        if gw:
+            out.append((f"{r.get_attr('RTA_DST') or '0.0.0.0'}/{r['dst_len']}", gw))
+    return out
