@@ -158,6 +158,34 @@ def no_cleartext_gre(lab: Lab, src: str, dst: str, count: int = 5) -> str:
     return f"underlay capture: {counts.get('esp', 0)} ESP, {counts.get('gre', 0)} cleartext GRE"
 
 
+def summary_only(lab: Lab, spoke: str) -> str:
+    """Phase 3: ``spoke`` routes the hub's summary via the hub and has no route to another spoke's LAN."""
+    __tracebackhide__ = True
+    summary = lab.topology.summary()
+    hub = _tunnel(lab, lab.topology.hubs()[0].name)
+    routes = {r.dst: r for r in lab.node(spoke).routes()}
+    assert summary in routes and routes[summary].gateway == hub, \
+        f"{spoke} has no route to the summary {summary} via the hub {hub}: {sorted(map(str, routes))}"
+    others = [lan for s in lab.topology.spokes() if s.name != spoke for lan in lab.topology.lans(s.name)]
+    leaked = [str(lan) for lan in others if lan in routes]
+    assert not leaked, f"{spoke} has routes to other spokes' LANs {leaked}: the hub should send only {summary}"
+    return f"{spoke}: {summary} via {hub}, no remote spoke LAN"
+
+
+def nhrp_route(lab: Lab, spoke: str, other: str) -> str:
+    """Phase 3: after the redirect, ``spoke`` routes ``other``'s LAN via ``other`` with an NHRP route."""
+    __tracebackhide__ = True
+    via = _tunnel(lab, other)
+    routes = {r.dst: r for r in lab.node(spoke).routes()}
+    found = []
+    for lan in lab.topology.lans(other):
+        r = routes.get(lan)
+        assert r is not None and r.proto == "nhrp" and r.gateway == via, \
+            f"{spoke} has no NHRP route to {lan} via {via}: {routes.get(lan)}"
+        found.append(f"{lan} via {via} dev {r.dev}")
+    return f"{spoke}: NHRP route " + ", ".join(found)
+
+
 @dataclass
 class CheckResult:
     name: str
@@ -165,7 +193,7 @@ class CheckResult:
     detail: str
 
 
-def phase2_suite(lab: Lab) -> list[tuple[str, Callable[[], str]]]:
+def dmvpn_suite(lab: Lab) -> list[tuple[str, Callable[[], str]]]:
     """The ordered checks ``labkit run`` applies to a DMVPN lab (a shortcut's lifecycle included)."""
     spokes = [s.name for s in lab.topology.spokes()]
     hub = lab.topology.hubs()[0].name
@@ -175,12 +203,15 @@ def phase2_suite(lab: Lab) -> list[tuple[str, Callable[[], str]]]:
     if len(spokes) >= 2 and spokes[0] in behind and spokes[1] in behind:
         s1, s2 = spokes[:2]
         h1, h2 = behind[s1], behind[s2]
+        phase3 = lab.topology.summary() is not None
+        checks += [(f"{s1} has only the hub's summary", lambda: summary_only(lab, s1))] if phase3 else []
         checks += [
             (f"no shortcut {s1}<->{s2} before traffic", lambda: no_shortcut(lab, s1, s2)),
             (f"{h1}->{h2} crosses the hub", lambda: path_via(lab, h1, h2, hub)),
             (f"shortcut {s1}<->{s2} after traffic", lambda: shortcut_established(lab, s1, s2)),
-            (f"{h1}->{h2} goes direct", lambda: path_direct(lab, h1, h2, hub)),
         ]
+        checks += [(f"{s1} routes {s2}'s LAN by NHRP", lambda: nhrp_route(lab, s1, s2))] if phase3 else []
+        checks += [(f"{h1}->{h2} goes direct", lambda: path_direct(lab, h1, h2, hub))]
         if lab.topology.dmvpn.ipsec.enabled:
             checks.append(("no cleartext GRE on the underlay", lambda: no_cleartext_gre(lab, h1, h2)))
     return checks

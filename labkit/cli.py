@@ -79,7 +79,7 @@ def cmd_run(args) -> int:
                         runtime=_runtime(args), image=args.image)
     with lab:
         stderr_progress(f"[{lab.topology.name}] asserting ...")
-        results = checks.run_suite(checks.phase2_suite(lab)) if lab.topology.dmvpn else []
+        results = checks.run_suite(checks.dmvpn_suite(lab)) if lab.topology.dmvpn else []
         text = report.render(lab, results, time.monotonic() - t0, as_json=args.json)
     if args.report_file:
         with open(args.report_file, "w") as f:

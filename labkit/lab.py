@@ -225,11 +225,12 @@ class Lab:
 
         wait_until(bgp_up, self.converge_timeout, f"BGP sessions hub<->{sorted(expected)} Established",
                    state=hub.bgp_peers)
-        lans = {str(ep.address.network) for n in topo.nodes.values() if n.in_dmvpn
-                for ep in topo.endpoints(n.name) if ep.ifname != self.plan.nodes[n.name].gre.dev}
+        lans = {str(net) for net in topo.dmvpn_lans()}
+        summary = topo.summary()
         for router in [hub] + spokes:
             mine = {str(ep.address.network) for ep in topo.endpoints(router.name)}
-            want = lans - mine
+            # phase 3: a spoke learns only the hub's summary
+            want = {str(summary)} if summary is not None and router is not hub else lans - mine
 
             def has_routes(r=router, want=want):
                 return want <= {str(x.dst) for x in r.routes()}

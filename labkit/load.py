@@ -248,10 +248,17 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
     if dmvpn:
         nodes = _assign_tunnel_addresses(nodes, dmvpn, col)
     _check_roles(nodes, dmvpn, col, has_section="dmvpn" in data)
-    return Topology(
+    topo = Topology(
         name=data["name"], source=path, nodes=nodes, links=tuple(links), segments=tuple(segments),
         dmvpn=dmvpn, description=data.get("description", ""),
     )
+    if dmvpn is not None and dmvpn.summary is not None and dmvpn.underlay in {s.name for s in segments}:
+        for n in nodes.values():
+            for lan in topo.lans(n.name) if n.in_dmvpn else ():
+                if not lan.subnet_of(dmvpn.summary):
+                    col.add(("dmvpn", "routing", "summary"), f"the summary {dmvpn.summary} does not cover {lan}, "
+                            f"a LAN of {n.name}", "widen the summary, or leave it out to have it computed")
+    return topo
 
 
 def _check_endpoints(links, segments, col: _Collector) -> None:
@@ -295,7 +302,11 @@ def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector, used: 
         network_id=nhrp.get("network_id", 1), holdtime=nhrp.get("holdtime", 60),
         authentication=nhrp.get("authentication"), phase=raw.get("phase", 2),
         protocol=routing.get("protocol", "bgp"), asn=routing.get("asn", 65000), ipsec=ipsec,
+        summary=_net(routing["summary"], col, where + ("routing", "summary")) if "summary" in routing else None,
     )
+    if dm.summary is not None and dm.phase != 3:
+        col.add(where + ("routing", "summary"), f"a summary applies to phase 3 only; this DMVPN is phase {dm.phase}",
+                "set dmvpn.phase: 3, or remove the summary")
     members = {ep.node for s in segments if s.name == dm.underlay for ep in s.members}
     for node in nodes.values():
         if node.in_dmvpn and node.name not in members and dm.underlay in names:

@@ -99,6 +99,7 @@ class Dmvpn:
     protocol: str = "bgp"
     asn: int = 65000
     ipsec: IPsec = field(default_factory=IPsec)
+    summary: ipaddress.IPv4Network | None = None  # phase 3: what the hub advertises to spokes
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,34 @@ class Topology:
         eps = [ep for link in self.links for ep in link.endpoints]
         eps += [ep for seg in self.segments for ep in seg.members]
         return [ep for ep in eps if node is None or ep.node == node]
+
+    def lans(self, node: str) -> list[ipaddress.IPv4Network]:
+        """The networks of ``node`` other than the DMVPN underlay (its LANs)."""
+        under = {ep.node: ep.ifname for ep in self.segment(self.dmvpn.underlay).members} if self.dmvpn else {}
+        return [ep.address.network for ep in self.endpoints(node) if ep.ifname != under.get(node)]
+
+    def dmvpn_lans(self) -> list[ipaddress.IPv4Network]:
+        """Every LAN of every hub and spoke, in file order, without repeats."""
+        out = []
+        for n in self.nodes.values():
+            if n.in_dmvpn:
+                out += [net for net in self.lans(n.name) if net not in out]
+        return out
+
+    def summary(self) -> ipaddress.IPv4Network | None:
+        """Phase 3: the prefix the hub advertises instead of the LANs (given, or the smallest covering all)."""
+        dm = self.dmvpn
+        if dm is None or dm.phase != 3:
+            return None
+        if dm.summary is not None:
+            return dm.summary
+        lans = self.dmvpn_lans()
+        if not lans:
+            return None
+        net = lans[0]
+        while not all(lan.subnet_of(net) for lan in lans):
+            net = net.supernet()
+        return net
 
     def hubs(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.role == "hub"]

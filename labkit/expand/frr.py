@@ -82,7 +82,13 @@ def bgpd_conf(topo: Topology, node: Node, lan_prefixes: list[str]) -> str:
     lines.append(" address-family ipv4 unicast")
     nets = list(lan_prefixes) + ([str(dm.network)] if node.role == "hub" else [])
     lines += [f"  network {p}" for p in nets]
-    if node.role == "hub":
+    summary = topo.summary()
+    if node.role == "hub" and summary is not None:
+        # phase 3: spokes learn only the summary, via the hub; NHRP redirects build the shortcuts
+        lines += [f"  aggregate-address {summary} summary-only", "  neighbor SPOKES activate",
+                  "  neighbor SPOKES next-hop-self force"]
+    elif node.role == "hub":
+        # phase 2: spokes learn every LAN with the owning spoke as next hop
         lines += ["  neighbor SPOKES activate", "  neighbor SPOKES route-reflector-client"]
     else:
         lines.append(f"  neighbor {hub.tunnel_address} activate")

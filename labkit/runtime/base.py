@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from ..errors import LabError
 from ..exec import CommandResult
 from .ns import node_root
 
@@ -76,14 +77,19 @@ class Runtime(abc.ABC):
         Returns an object with ``poll()`` and ``returncode`` (a Popen, or the runtime's equivalent).
         """
 
-    @abc.abstractmethod
+    _pids: dict[str, int]  # every runtime records the PID of each node it creates
+
     def pid(self, name: str) -> int:
         """The PID holding the node's namespaces."""
+        try:
+            return self._pids[name]
+        except KeyError:
+            raise LabError(f"no node named {name!r}; nodes: {', '.join(sorted(self._pids))}") from None
 
     @property
-    @abc.abstractmethod
     def pids(self) -> dict[str, int]:
         """``{node: PID}`` of every node created so far."""
+        return dict(self._pids)
 
     @abc.abstractmethod
     def destroy(self) -> None:

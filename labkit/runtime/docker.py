@@ -179,16 +179,6 @@ class DockerRuntime(Runtime):
             raise PrerequisiteError(f"the container of {name} lacks {', '.join(lacking)}; FRR and labkit's wiring need "
                                     "NET_ADMIN and SYS_ADMIN. Use a rootful engine that may grant them")
 
-    def pid(self, name: str) -> int:
-        try:
-            return self._pids[name]
-        except KeyError:
-            raise LabError(f"no node named {name!r}; nodes: {', '.join(sorted(self._pids))}") from None
-
-    @property
-    def pids(self) -> dict[str, int]:
-        return dict(self._pids)
-
     # -- processes -------------------------------------------------------------------------
     def exec(self, name: str, argv: list[str], timeout: float = 60.0, input: str | None = None,
              env: dict[str, str] | None = None) -> CommandResult:

@@ -39,16 +39,6 @@ class NetnsRuntime(Runtime):
         self.prepare_dirs(pid)
         return pid
 
-    def pid(self, name: str) -> int:
-        try:
-            return self._pids[name]
-        except KeyError:
-            raise LabError(f"no node named {name!r}; nodes: {', '.join(sorted(self._pids))}") from None
-
-    @property
-    def pids(self) -> dict[str, int]:
-        return dict(self._pids)
-
     # -- processes -------------------------------------------------------------------------
     def exec(self, name: str, argv: list[str], timeout: float = 60.0, input: str | None = None,
              env: dict[str, str] | None = None) -> CommandResult:

@@ -265,3 +265,38 @@ def test_ipsec_disabled_has_no_strongswan(tmp_path):
     hub = plan.nodes["hub"]
     assert hub.swanctl is None and SWANCTL not in hub.files
     assert "charon" not in [d.name for d in hub.daemons]
+
+
+PHASE3 = PHASE2.parents[1] / "dmvpn_phase3" / "topology.yaml"
+
+
+def test_phase3_hub_advertises_a_computed_summary_and_does_not_reflect():
+    topo = load(PHASE3)
+    assert topo.summary() == net("10.0.0.0/22")
+    hub = lines(expand(topo).nodes["hub"].files[BGPD])
+    assert "aggregate-address 10.0.0.0/22 summary-only" in hub
+    assert "neighbor SPOKES next-hop-self force" in hub
+    assert "neighbor SPOKES route-reflector-client" not in hub
+    spoke = lines(expand(topo).nodes["spoke1"].files[NHRPD])
+    assert "ip nhrp shortcut" in spoke and "ip nhrp redirect" in lines(expand(topo).nodes["hub"].files[NHRPD])
+
+
+def test_phase2_has_no_summary(topo, plan):
+    assert topo.summary() is None
+    assert not any(line.startswith("aggregate-address") for line in lines(plan.nodes["hub"].files[BGPD]))
+
+
+def test_a_given_summary_must_cover_every_lan(tmp_path):
+    from labkit.errors import TopologyError
+
+    text = PHASE3.read_text().replace("routing: {protocol: bgp, asn: 65000}",
+                                      "routing: {protocol: bgp, asn: 65000, summary: 10.0.0.0/23}")
+    path = tmp_path / "topology.yaml"
+    path.write_text(text)
+    with pytest.raises(TopologyError, match=r"the summary 10.0.0.0/23 does not cover 10.0.2.0/24, a LAN of spoke2"):
+        load(path)
+    path.write_text(text.replace("10.0.0.0/23", "10.0.0.0/16"))
+    assert load(path).summary() == net("10.0.0.0/16")
+    path.write_text(text.replace("10.0.0.0/23", "10.0.0.0/16").replace("phase: 3", "phase: 2"))
+    with pytest.raises(TopologyError, match="a summary applies to phase 3 only"):
+        load(path)
