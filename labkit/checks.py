@@ -16,12 +16,14 @@ from .wait import wait_until
 
 
 def _nbma(lab: Lab, node: str) -> ipaddress.IPv4Address:
-    dm = lab.topology.dmvpn
-    assert dm is not None, "the topology has no dmvpn section"
-    for ep in lab.topology.segment(dm.underlay).members:
-        if ep.node == node:
-            return ep.address.ip
-    raise AssertionError(f"{node} is not on the underlay")
+    """``node``'s own NBMA address (private when it sits behind a NAT box)."""
+    assert lab.topology.dmvpn is not None, "the topology has no dmvpn section"
+    return lab.topology.nbma(node).address.ip
+
+
+def _public(lab: Lab, node: str) -> ipaddress.IPv4Address:
+    """The NBMA address others see ``node`` at: its NAT box's outside address when NATed."""
+    return lab.topology.public_nbma(node)
 
 
 def _tunnel(lab: Lab, node: str) -> ipaddress.IPv4Address:
@@ -39,9 +41,14 @@ def spokes_registered(lab: Lab) -> str:
     pairs = []
     for spoke in lab.topology.spokes():
         tun, nbma = _tunnel(lab, spoke.name), _nbma(lab, spoke.name)
+        public = _public(lab, spoke.name)
         entry = seen.get(str(tun))
         assert entry is not None, f"{spoke.name} ({tun}) is not registered at {hub}; hub cache: {cache}"
-        assert entry.nbma == nbma, f"{spoke.name}: hub maps {tun} to NBMA {entry.nbma}, expected {nbma}"
+        assert entry.nbma == public, f"{spoke.name}: hub maps {tun} to NBMA {entry.nbma}, expected {public}"
+        if public != nbma:  # behind NAT: the spoke claims its private address, the hub sees the NAT's
+            assert entry.claimed_nbma == nbma, \
+                f"{spoke.name}: hub records claimed NBMA {entry.claimed_nbma}, expected {nbma} (NATed to {public})"
+            nbma = f"{public} (claimed {nbma})"
         nhs = lab.node(spoke.name).nhrp_nhs()
         hub_tun, hub_nbma = _tunnel(lab, hub), _nbma(lab, hub)
         assert any(n.nbma == hub_nbma and n.protocol == hub_tun for n in nhs), \
@@ -52,7 +59,7 @@ def spokes_registered(lab: Lab) -> str:
 
 def transport_gre_sa(lab: Lab, node: str, peer: str):
     """The ESTABLISHED IKE SA of ``node`` towards ``peer`` with an INSTALLED transport GRE CHILD SA."""
-    mine, theirs = _nbma(lab, node), _nbma(lab, peer)
+    mine, theirs = _nbma(lab, node), _public(lab, peer)
     sas = lab.node(node).ike_sas()
     for ike in sas:
         if ike.state == "ESTABLISHED" and ike.local_host == mine and ike.remote_host == theirs:
@@ -80,7 +87,7 @@ def hub_spoke_ipsec(lab: Lab) -> str:
 def _shortcut_to(lab: Lab, spoke: str, other: str) -> bool:
     """Does ``spoke`` hold an NHRP entry resolving ``other``'s tunnel address (not via the hub)?"""
     tun = _tunnel(lab, other)
-    return any(e.protocol == tun and e.type in ("dynamic", "cached") and e.nbma == _nbma(lab, other)
+    return any(e.protocol == tun and e.type in ("dynamic", "cached") and e.nbma in (_nbma(lab, other), _public(lab, other))
                for e in lab.node(spoke).nhrp_cache())
 
 

@@ -222,6 +222,7 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
             frr_extra=tuple(raw.get("frr_extra", {}).items()),
             swanctl_extra=raw.get("swanctl_extra", ""),
             image=raw.get("image"),
+            outside=raw.get("outside"),
         )
 
     links = []
@@ -252,6 +253,7 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
         name=data["name"], source=path, nodes=nodes, links=tuple(links), segments=tuple(segments),
         dmvpn=dmvpn, description=data.get("description", ""),
     )
+    _check_attachment(topo, used, col)
     if dmvpn is not None and dmvpn.summary is not None and dmvpn.underlay in {s.name for s in segments}:
         for n in nodes.values():
             for lan in topo.lans(n.name) if n.in_dmvpn else ():
@@ -295,6 +297,7 @@ def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector, used: 
         ike_proposals=tuple(props.get("ike", default.ike_proposals)),
         esp_proposals=tuple(props.get("esp", default.esp_proposals)),
         psk=ipsec_raw.get("psk"),
+        inactivity=ipsec_raw.get("inactivity"),
     )
     dm = Dmvpn(
         underlay=raw["underlay"], network=network,
@@ -307,13 +310,31 @@ def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector, used: 
     if dm.summary is not None and dm.phase != 3:
         col.add(where + ("routing", "summary"), f"a summary applies to phase 3 only; this DMVPN is phase {dm.phase}",
                 "set dmvpn.phase: 3, or remove the summary")
-    members = {ep.node for s in segments if s.name == dm.underlay for ep in s.members}
-    for node in nodes.values():
-        if node.in_dmvpn and node.name not in members and dm.underlay in names:
-            ifname = next(f"eth{i}" for i in range(len(used) + 1) if (node.name, f"eth{i}") not in used)
-            col.add(("nodes", node.name, "role"), f"{node.role} {node.name!r} is not attached to the underlay segment {dm.underlay!r}",
-                    f"add '{node.name}:{ifname}' to segments.{dm.underlay}.members")
     return dm
+
+
+def _check_attachment(topo: Topology, used: set, col: _Collector) -> None:
+    """Hubs sit on the underlay; spokes on it or behind a NAT box; NAT boxes have an outside."""
+    dm = topo.dmvpn
+    if dm is None or dm.underlay not in {s.name for s in topo.segments}:
+        return
+    members = {ep.node for ep in topo.segment(dm.underlay).members}
+    for node in topo.nodes.values():
+        if node.role == "nat":
+            try:
+                topo.outside(node.name)
+            except LookupError:
+                col.add(("nodes", node.name, "outside") if node.outside else ("nodes", node.name, "role"),
+                        f"NAT box {node.name!r} has no outside interface"
+                        + (f" {node.outside!r}" if node.outside else f" on the underlay {dm.underlay!r}"),
+                        f"attach it to segments.{dm.underlay} or set outside: to one of its interfaces")
+        if not node.in_dmvpn or node.name in members or (node.role == "spoke" and topo.nat_of(node.name)):
+            continue
+        ifname = next(f"eth{i}" for i in range(len(used) + 1) if (node.name, f"eth{i}") not in used)
+        col.add(("nodes", node.name, "role"), f"{node.role} {node.name!r} is not attached to the underlay segment {dm.underlay!r}"
+                + (" nor behind a NAT box" if node.role == "spoke" else ""),
+                f"add '{node.name}:{ifname}' to segments.{dm.underlay}.members"
+                + (", or link it to a node with role: nat" if node.role == "spoke" else ""))
 
 
 def _assign_tunnel_addresses(nodes: dict, dm: Dmvpn, col: _Collector) -> dict:

@@ -64,10 +64,11 @@ class Node:
     frr_extra: tuple[tuple[str, str], ...] = ()  # (daemon, raw config)
     swanctl_extra: str = ""
     image: str | None = None  # docker runtime only; default labkit/node:latest
+    outside: str | None = None  # nat role: the masquerading interface (default: the one on the underlay)
 
     @property
     def is_router(self) -> bool:
-        return self.role in ("hub", "spoke", "router")
+        return self.role in ("hub", "spoke", "router", "nat")
 
     @property
     def in_dmvpn(self) -> bool:
@@ -82,6 +83,7 @@ class IPsec:
     ike_proposals: tuple[str, ...] = ("aes256-sha256-modp2048",)
     esp_proposals: tuple[str, ...] = ("aes256gcm16",)
     psk: str | None = None  # None: generated per lab
+    inactivity: int | None = None  # seconds without traffic before a CHILD_SA closes (None: never)
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,62 @@ class Topology:
         eps += [ep for seg in self.segments for ep in seg.members]
         return [ep for ep in eps if node is None or ep.node == node]
 
+    def neighbours(self, node: str) -> list[tuple[Endpoint, Endpoint]]:
+        """``(mine, theirs)`` for every endpoint sharing a link or segment with ``node``."""
+        out = []
+        for link in self.links:
+            a, b = link.endpoints
+            out += [(a, b)] if a.node == node else [(b, a)] if b.node == node else []
+        for seg in self.segments:
+            mine = [ep for ep in seg.members if ep.node == node]
+            out += [(m, ep) for m in mine for ep in seg.members if ep.node != node]
+        return out
+
+    def nat_of(self, node: str) -> tuple[Endpoint, "Node"] | None:
+        """For a spoke behind a NAT box: ``(the spoke's NBMA endpoint, the NAT node)``."""
+        if not self.dmvpn or any(ep.node == node for ep in self._underlay_members()):
+            return None
+        for mine, theirs in self.neighbours(node):
+            if self.nodes[theirs.node].role == "nat":
+                return mine, self.nodes[theirs.node]
+        return None
+
+    def _underlay_members(self) -> tuple[Endpoint, ...]:
+        try:
+            return self.segment(self.dmvpn.underlay).members if self.dmvpn else ()
+        except KeyError:
+            return ()
+
+    def nbma(self, node: str) -> Endpoint:
+        """The endpoint carrying ``node``'s NBMA address: on the underlay, or behind its NAT box."""
+        for ep in self._underlay_members():
+            if ep.node == node:
+                return ep
+        behind = self.nat_of(node)
+        if behind:
+            return behind[0]
+        raise LookupError(f"{node} is neither on the underlay nor behind a NAT box")
+
+    def outside(self, nat: str) -> Endpoint:
+        """A NAT box's outside endpoint: its ``outside`` interface, else the one on the underlay."""
+        want = self.nodes[nat].outside
+        for ep in self.endpoints(nat):
+            if ep.ifname == want or (want is None and ep in self._underlay_members()):
+                return ep
+        raise LookupError(f"NAT box {nat} has no outside interface")
+
+    def public_nbma(self, node: str) -> ipaddress.IPv4Address:
+        """The address others see ``node``'s tunnel packets from: its NAT's outside address if NATed."""
+        behind = self.nat_of(node)
+        return self.outside(behind[1].name).address.ip if behind else self.nbma(node).address.ip
+
     def lans(self, node: str) -> list[ipaddress.IPv4Network]:
-        """The networks of ``node`` other than the DMVPN underlay (its LANs)."""
-        under = {ep.node: ep.ifname for ep in self.segment(self.dmvpn.underlay).members} if self.dmvpn else {}
-        return [ep.address.network for ep in self.endpoints(node) if ep.ifname != under.get(node)]
+        """The networks of ``node`` other than its NBMA network (its LANs)."""
+        try:
+            nbma = self.nbma(node).ifname if self.dmvpn else None
+        except LookupError:
+            nbma = None
+        return [ep.address.network for ep in self.endpoints(node) if ep.ifname != nbma]
 
     def dmvpn_lans(self) -> list[ipaddress.IPv4Network]:
         """Every LAN of every hub and spoke, in file order, without repeats."""
@@ -181,4 +235,6 @@ class Topology:
             feats += ["gre", "nflog"]
             if self.dmvpn.ipsec.enabled:
                 feats += ["esp", "xfrm"]
+        if any(n.role == "nat" for n in self.nodes.values()):
+            feats.append("nat")
         return feats

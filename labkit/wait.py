@@ -79,3 +79,26 @@ def retry(timeout: float = 30.0, interval: float = 0.5, desc: str | None = None)
         return wrapper
 
     return deco
+
+
+def holds_for(predicate: Callable[[], Any], duration: float, desc: str, interval: float = 1.0,
+              state: Callable[[], Any] | None = None) -> int:
+    """Assert that ``predicate`` stays truthy for ``duration`` seconds, sampled every ``interval``.
+
+    The counterpart of :func:`wait_until` for invariants ("the hub never drops spoke1 within
+    its holdtime"). Returns the number of samples taken.
+
+    Raises:
+        AssertionError: at the first sample where it does not hold, naming ``desc`` and when.
+    """
+    __tracebackhide__ = True
+    t0 = time.monotonic()
+    samples = 0
+    while True:
+        samples += 1
+        if not predicate():
+            detail = f"; state: {state()}" if state is not None else ""
+            raise AssertionError(f"{desc} stopped holding after {time.monotonic() - t0:.1f}s{detail}")
+        if time.monotonic() - t0 >= duration:
+            return samples
+        time.sleep(interval)  # the sampling period of an invariant, bounded by duration

@@ -30,6 +30,11 @@ def nflog_rule(tunnel_if: str, group: int = frr.NFLOG_GROUP) -> tuple[str, ...]:
             "--hashlimit-name", "loglimit-0", "-j", "NFLOG", "--nflog-group", str(group), "--nflog-range", "128")
 
 
+def masquerade_rule(outside: str) -> tuple[str, ...]:
+    """A NAT box: source NAT of everything leaving ``outside`` (conntrack keeps IKE/NAT-T mappings)."""
+    return ("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", outside, "-j", "MASQUERADE")
+
+
 def segment_key(name: str) -> str:
     """Segments live in the runtime beside nodes; this key keeps their names apart."""
     return f"@{name}"
@@ -73,24 +78,19 @@ def _kernel(topo: Topology, node: Node, plan: NodePlan) -> None:
     plan.routes.extend(routes)
 
 
-def _underlay(topo: Topology, node_name: str):
-    dm = topo.dmvpn
-    assert dm is not None
-    for ep in topo.segment(dm.underlay).members:
-        if ep.node == node_name:
-            return ep
-    raise LookupError(f"{node_name} is not on the underlay")
-
-
 def _dmvpn(topo: Topology, node: Node, plan: NodePlan, psk: str | None) -> None:
     dm = topo.dmvpn
     assert dm is not None and node.tunnel_address is not None
-    under = _underlay(topo, node.name)
-    hub_nbma = _underlay(topo, topo.hubs()[0].name).address.ip
+    under = topo.nbma(node.name)
+    hub_nbma = topo.nbma(topo.hubs()[0].name).address.ip
     plan.gre = GrePlan(dm.ifname, dm.key, under.address.ip, under.ifname,
                        ipaddress.IPv4Interface(f"{node.tunnel_address}/32"))
     plan.sysctls[f"net.ipv4.conf.{dm.ifname}.rp_filter"] = "0"
-    lans = [str(ep.address.network) for ep in topo.endpoints(node.name) if ep.ifname != under.ifname]
+    lans = [str(net) for net in topo.lans(node.name)]
+    behind = topo.nat_of(node.name)
+    if behind and not node.routes:  # a spoke behind a NAT box reaches the hub through it
+        nat_inside = next(t for m, t in topo.neighbours(node.name) if t.node == behind[1].name)
+        plan.routes.append(RoutePlan(ipaddress.IPv4Network("0.0.0.0/0"), nat_inside.address.ip))
     if node.role == "hub":
         plan.routes.append(RoutePlan(dm.network, blackhole=True))  # lets BGP announce the tunnel net
         plan.firewall.append(nflog_rule(dm.ifname))
@@ -120,6 +120,8 @@ def expand(topo: Topology, psk: str | None = None) -> LabPlan:
         _kernel(topo, node, plan)
         if node.in_dmvpn:
             _dmvpn(topo, node, plan, psk)
+        elif node.role == "nat":
+            plan.firewall.append(masquerade_rule(topo.outside(node.name).ifname))
         elif node.role == "router":
             files, daemons = frr.render_router(node)
             plan.files.update(files)

@@ -53,6 +53,7 @@ include /etc/strongswan.d/*.conf
 def swanctl_conf(node: Node, nbma: ipaddress.IPv4Address, ipsec: IPsec, psk: str) -> str:
     ike = ",".join(ipsec.ike_proposals)
     esp = ",".join(ipsec.esp_proposals)
+    inactivity = f"\n        inactivity = {ipsec.inactivity}s" if ipsec.inactivity else ""
     extra = f"\n# --- swanctl_extra (from the topology) ---\n{node.swanctl_extra.rstrip()}\n" if node.swanctl_extra else ""
     return f"""\
 # rendered by labkit for {node.name}: ESP transport mode protecting GRE to any DMVPN peer
@@ -78,7 +79,7 @@ connections {{
         remote_ts = dynamic[gre]
         esp_proposals = {esp}
         start_action = trap
-        dpd_action = clear
+        dpd_action = clear{inactivity}
       }}
     }}
   }}

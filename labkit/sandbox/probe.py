@@ -18,7 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ..runtime import ns
 from ..runtime.kernel import GRE_KEY_FLAG
 
-FEATURES = ("netns", "veth", "bridge", "gre", "esp", "xfrm", "nflog")
+FEATURES = ("netns", "veth", "bridge", "gre", "esp", "xfrm", "nflog", "nat")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,17 @@ def _try_nflog(pid: int) -> dict[str, str]:
     return {}
 
 
+def _try_nat(pid: int) -> dict[str, str]:
+    """nat: insert a NAT box's MASQUERADE rule (conntrack, nf_nat)."""
+    try:
+        res = _run_in(pid, ["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j", "MASQUERADE"])
+    except FileNotFoundError:
+        return {"nat": "iptables is not installed: apt-get install iptables"}
+    if res.returncode != 0:
+        return {"nat": f"cannot insert a MASQUERADE rule: {res.stderr.strip()}"}
+    return {}
+
+
 def probe_kernel(features: list[str] | None = None) -> KernelReport:
     """Try each feature in a throwaway namespace and report what works.
 
@@ -102,6 +113,8 @@ def probe_kernel(features: list[str] | None = None) -> KernelReport:
             missing.update(_try_esp(pid))
         if "nflog" in wanted:
             missing.update(_try_nflog(pid))
+        if "nat" in wanted:
+            missing.update(_try_nat(pid))
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

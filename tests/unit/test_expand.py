@@ -300,3 +300,32 @@ def test_a_given_summary_must_cover_every_lan(tmp_path):
     path.write_text(text.replace("10.0.0.0/23", "10.0.0.0/16").replace("phase: 3", "phase: 2"))
     with pytest.raises(TopologyError, match="a summary applies to phase 3 only"):
         load(path)
+
+
+NAT = PHASE2.parents[1] / "dmvpn_nat" / "topology.yaml"
+
+
+def test_a_spoke_behind_a_nat_box_uses_its_private_address_and_routes_through_the_nat():
+    topo = load(NAT)
+    assert str(topo.nbma("spoke1")) == "spoke1:eth0"
+    assert topo.public_nbma("spoke1") == ip("203.0.113.2") and topo.public_nbma("spoke2") == ip("203.0.113.3")
+    assert topo.lans("spoke1") == [net("10.0.1.0/24")]
+    assert "nat" in topo.required_kernel_features()
+    plan = expand(topo)
+    s1 = plan.nodes["spoke1"]
+    assert s1.gre.local == ip("192.168.1.2") and s1.gre.dev == "eth0"
+    assert RoutePlan(net("0.0.0.0/0"), ip("192.168.1.1")) in s1.routes
+    assert "ip nhrp nhs dynamic nbma 203.0.113.1" in lines(s1.files[NHRPD])
+    nat = plan.nodes["nat1"]
+    assert nat.firewall == [("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE")]
+    assert nat.sysctls["net.ipv4.ip_forward"] == "1" and not nat.daemons
+
+
+def test_a_nat_box_needs_an_outside(tmp_path):
+    from labkit.errors import TopologyError
+
+    text = NAT.read_text().replace("nat1:   {role: nat}", "nat1:   {role: nat, outside: eth7}")
+    path = tmp_path / "topology.yaml"
+    path.write_text(text)
+    with pytest.raises(TopologyError, match=r"nodes.nat1.outside: NAT box 'nat1' has no outside interface 'eth7'"):
+        load(path)

@@ -24,3 +24,12 @@ def test_other_errors_are_retried_and_reported_on_timeout():
 
     with pytest.raises(WaitTimeout, match="last error: LabError: socket not there yet"):
         wait_until(not_yet, timeout=0.3, desc="the socket", interval=0.05)
+
+
+def test_holds_for_samples_an_invariant_and_names_when_it_broke():
+    from labkit.wait import holds_for
+
+    assert holds_for(lambda: True, 0.05, "always", interval=0.01) >= 2
+    calls = iter([True, True, False])
+    with pytest.raises(AssertionError, match=r"flaky stopped holding after .*s; state: broken"):
+        holds_for(lambda: next(calls), 10, "flaky", interval=0.01, state=lambda: "broken")

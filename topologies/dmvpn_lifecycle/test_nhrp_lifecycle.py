@@ -1,0 +1,70 @@
+"""The NHRP lifecycle, asserted on real FRR nhrpd and strongSwan with a 30 s holdtime.
+
+Registration and its refresh, an idle shortcut expiring with its SA, and recovery after faults
+(underlay flap, hub restart). Each wait is bounded by the protocol's own timers.
+"""
+
+import time
+
+from labkit import checks
+from labkit.wait import holds_for
+
+HUB, S1, S2, H1, H2 = "hub", "spoke1", "spoke2", "h1", "h2"
+HOLDTIME = 30
+NBMA = {HUB: "192.0.2.1", S1: "192.0.2.2", S2: "192.0.2.3"}
+TUNNEL = {HUB: "172.16.0.1", S1: "172.16.0.2", S2: "172.16.0.3"}
+
+
+def registrations(lab, spoke: str) -> int:
+    """Registration requests ``spoke`` sent to the hub so far (nhrpd debug log)."""
+    return sum(f"NHS: Register {TUNNEL[spoke]} -> {TUNNEL[HUB]}" in line
+               for line in lab.node(spoke).log("nhrpd").splitlines())
+
+
+def registered(lab, spoke: str) -> bool:
+    return any(str(e.protocol) == TUNNEL[spoke] and e.type == "dynamic" for e in lab.node(HUB).nhrp_cache())
+
+
+def test_registration_is_refreshed_within_the_holdtime(lab, wait_until):
+    """Over 1.5 holdtimes the hub never loses spoke1, and spoke1 re-registers at least twice."""
+    checks.spokes_registered(lab)
+    before = registrations(lab, S1)
+    assert before >= 1, lab.node(S1).log("nhrpd")[-2000:]
+    holds_for(lambda: registered(lab, S1), 1.5 * HOLDTIME, f"{S1} registered at the hub",
+              state=lab.node(HUB).nhrp_cache)
+    assert registrations(lab, S1) - before >= 2, f"{S1} re-registered {registrations(lab, S1) - before} times"
+
+
+def spoke_sa(lab, a: str, b: str):
+    return [s for s in lab.node(a).ike_sas() if str(s.remote_host) == NBMA[b] and s.children]
+
+
+def test_idle_shortcut_expires_after_its_holdtime_and_its_sa_closes(lab, wait_until):
+    checks.shortcut_established(lab, S1, S2)
+    assert spoke_sa(lab, S1, S2)
+    # no more traffic between the hosts: the shortcut is not refreshed
+    wait_until(lambda: not lab.node(S1).nhrp_shortcuts(), 3 * HOLDTIME,
+               f"{S1}'s idle shortcut to {S2} to expire", state=lab.node(S1).nhrp_shortcuts)
+    wait_until(lambda: not spoke_sa(lab, S1, S2), 3 * HOLDTIME, f"the idle {S1}<->{S2} CHILD SA to close",
+               state=lambda: spoke_sa(lab, S1, S2))
+    # and the hub-spoke SAs, kept busy by registrations, stay
+    checks.hub_spoke_ipsec(lab)
+
+
+def test_underlay_flap_spoke_recovers(lab, wait_until):
+    with lab.faults.link_down(S1, "eth0"):
+        wait_until(lambda: not lab.ping(H1, "h0", timeout=0.5), 30, f"h1 to lose h0 while {S1}'s underlay is down")
+    wait_until(lambda: lab.ping(H1, "h0", timeout=0.5), 3 * HOLDTIME, "h1 to reach h0 again after the flap")
+    wait_until(lambda: registered(lab, S1), 3 * HOLDTIME, f"{S1} registered at the hub again")
+    checks.hub_spoke_ipsec(lab)
+
+
+def test_hub_restart_spokes_reregister_and_sas_return(lab, wait_until):
+    """Bound: spokes are back within 3 holdtimes of the hub's daemons serving again."""
+    lab.faults.restart(HUB)
+    t0 = time.monotonic()
+    wait_until(lambda: registered(lab, S1) and registered(lab, S2), 3 * HOLDTIME,
+               "both spokes registered at the restarted hub", state=lab.node(HUB).nhrp_cache)
+    wait_until(lambda: checks.hub_spoke_ipsec(lab), 3 * HOLDTIME, "hub-spoke SAs back after the hub restart")
+    wait_until(lambda: lab.ping(H1, H2, timeout=0.5), 60, "h1 to reach h2 after the hub restart")
+    assert time.monotonic() - t0 < 3 * HOLDTIME + 60
