@@ -64,6 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "topology(path): the topology a module's `lab` fixture builds")
+    config.addinivalue_line("markers", "runtimes(*names, reason=''): the runtimes a lab module supports; "
+                                       "its tests on other requested runtimes are deselected, never skipped")
     config.stash[_FAILED_KEY] = set()
     if vm.inside() and "docker" in _runtimes(config):
         dockerd.start_guest_engine_early()  # a minute under TCG: overlap it with the first labs
@@ -91,6 +93,35 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     runtimes = _runtimes(metafunc.config)
     if len(runtimes) > 1 and "labkit_runtime" in metafunc.fixturenames:
         metafunc.parametrize("labkit_runtime", runtimes, indirect=True, scope="module")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (never skip) lab tests of a runtime their module does not support.
+
+    A module declares ``pytestmark = pytest.mark.runtimes("netns")`` when its lab is limited
+    to some runtimes; the session says what it left out and why.
+    """
+    keep, dropped = [], {}
+    for item in items:
+        marker = item.get_closest_marker("runtimes")
+        callspec = getattr(item, "callspec", None)
+        runtime = callspec.params.get("labkit_runtime") if callspec else None
+        if "labkit_runtime" in getattr(item, "fixturenames", ()) and runtime is None:
+            runtime = _runtimes(config)[0]
+        if marker and runtime and runtime not in marker.args:
+            key = (item.module.__name__ if getattr(item, "module", None) else item.nodeid, runtime)
+            dropped.setdefault(key, [marker.kwargs.get("reason", ""), 0])[1] += 1
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        for (module, runtime), (reason, n) in dropped.items():
+            line = f"labkit: {n} test(s) of {module} not run on {runtime}: the module supports other runtimes only"
+            line += f" ({reason})" if reason else ""
+            if reporter:
+                reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")

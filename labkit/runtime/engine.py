@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from ..errors import PrerequisiteError
 
@@ -19,8 +20,10 @@ def connect(timeout: float = 120.0):
         PrerequisiteError: the SDK is not installed or no engine answers; the message names the fix.
     """
     try:
-        import docker
-        from docker.errors import DockerException
+        with warnings.catch_warnings():  # urllib3's optional SOCKS support is irrelevant on a unix socket
+            warnings.simplefilter("ignore")
+            import docker
+            from docker.errors import DockerException
     except ImportError as exc:
         raise PrerequisiteError(f"the docker runtime needs the docker SDK for Python: pip install docker ({exc})") from exc
     where = os.environ.get("DOCKER_HOST") or f"unix://{SOCKET}"

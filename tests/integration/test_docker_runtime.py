@@ -201,3 +201,17 @@ def test_cli_up_status_exec_down_on_docker(client, tmp_path):
         down = labkit("down", lab_id)
     assert down.returncode == 0, down.stderr
     assert containers(client, lab_id) == []
+
+
+def test_a_module_limited_to_netns_is_deselected_on_docker_not_skipped(pytester):
+    pytester.makepyfile(test_only_netns=f"""
+        import pytest
+        pytestmark = [pytest.mark.topology({str(ROUTED / 'topology.yaml')!r}),
+                      pytest.mark.runtimes("netns", reason="timer-bound lab")]
+
+        def test_path(lab):
+            assert lab.runtime.name == "netns"
+    """)
+    result = pytester.runpytest_subprocess("-v", "--runtime", "netns,docker", "--forbid-skips")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*1 test(s) of test_only_netns not run on docker*(timer-bound lab)*"])

@@ -6,8 +6,14 @@ Registration and its refresh, an idle shortcut expiring with its SA, and recover
 
 import time
 
+import pytest
+
 from labkit import checks
 from labkit.wait import holds_for
+
+# Timer-bound (minutes of protocol waits) and runtime-independent: the same kernel and daemons
+# behave the same in a container; CI runs it on netns only to stay within its time budget.
+pytestmark = pytest.mark.runtimes("netns", reason="timer-bound lab; its behaviour does not depend on the runtime")
 
 HUB, S1, S2, H1, H2 = "hub", "spoke1", "spoke2", "h1", "h2"
 HOLDTIME = 30
