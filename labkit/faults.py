@@ -14,8 +14,11 @@ The operations are runtime-neutral: netlink on the node's PID, and the lab's own
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from typing import TYPE_CHECKING, Callable
+
+from pyroute2.netlink.exceptions import NetlinkError
 
 from .errors import LabError
 from .runtime import kernel
@@ -79,8 +82,29 @@ class Faults:
         return Undo(f"{node} {','.join(names)} stopped", lambda: self.lab.restart_daemons(node, names))
 
     def restart(self, node: str, *daemons: str) -> None:
-        """Kill and restart daemons of ``node`` (every one when none is named); returns once they serve."""
-        self.lab.restart_daemons(node, list(daemons) or None)
+        """Restart daemons of ``node``, or the whole node when none is named; returns once they serve.
+
+        A whole-node restart is what a reboot does to the control and data planes: every daemon
+        is killed, the kernel's IPsec state and policies and the routes daemons installed are
+        flushed (killed daemons leave them behind), then the daemons start again in stage
+        order. Interfaces, addresses and labkit's static routes stay, as a saved configuration
+        would restore them.
+        """
+        if daemons:
+            self.lab.restart_daemons(node, list(daemons))
+            return
+        self.lab.stop_daemons(node)
+        for argv in (["ip", "xfrm", "state", "flush"], ["ip", "xfrm", "policy", "flush"]):
+            self.lab.runtime.exec(node, argv).check()
+        with kernel.iproute(self._pid(node)) as ipr:
+            for r in ipr.get_routes(family=2, table=254):
+                if r["proto"] not in KEEP_ROUTE_PROTOS and r.get_attr("RTA_TABLE") in (None, 254):
+                    try:
+                        ipr.route("del", **_route_key(r))
+                    except NetlinkError as exc:
+                        if exc.code != errno.ESRCH:  # gone already (removed with another route)
+                            raise
+        self.lab.restart_daemons(node)
 
     # -- addresses -------------------------------------------------------------------------
     def set_address(self, node: str, ifname: str, address: str) -> Undo:
@@ -118,6 +142,19 @@ class Faults:
         from .probes import ipsec
 
         ipsec.rekey_all(self.lab.runtime.node_path(node, "/run/charon.vici"), ike=ike)
+
+
+# kernel (connected), boot (labkit's own static routes), static: what a rebooted node gets back
+KEEP_ROUTE_PROTOS = (2, 3, 4)
+
+
+def _route_key(r) -> dict:
+    key = {"dst": f"{r.get_attr('RTA_DST') or '0.0.0.0'}/{r['dst_len']}", "table": 254, "proto": r["proto"],
+           "type": r["type"]}
+    for attr, name in (("RTA_OIF", "oif"), ("RTA_GATEWAY", "gateway"), ("RTA_PRIORITY", "priority")):
+        if r.get_attr(attr) is not None:
+            key[name] = r.get_attr(attr)
+    return key
 
 
 def _gateway_routes(ipr, idx: int) -> list[tuple[str, str]]:

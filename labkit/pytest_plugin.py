@@ -121,6 +121,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             line = f"labkit: {n} test(s) of {module} not run on {runtime}: the module supports other runtimes only"
             line += f" ({reason})" if reason else ""
             if reporter:
+                reporter.ensure_newline()
                 reporter.write_line(line)
 
 

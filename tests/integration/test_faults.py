@@ -56,3 +56,11 @@ def test_set_address_replaces_and_undo_restores(routed):
         assert routed.ping("h1", "10.10.2.77")
     addrs = routed.node("h2").exec("ip", "-br", "-4", "addr", "show", "eth0").check().stdout
     assert "10.10.2.1/24" in addrs and "10.10.2.77" not in addrs
+
+
+def test_whole_node_restart_keeps_configuration_and_flushes_daemon_state(routed):
+    before = routed.node("r1").read_file("/run/frr/zebra.pid").strip()
+    routed.faults.restart("r1")
+    assert routed.node("r1").read_file("/run/frr/zebra.pid").strip() != before
+    assert routed.node("r1").exec("ip", "xfrm", "state").check().stdout.strip() == ""
+    assert routed.ping("h1", "h2")  # addresses and labkit's static routes survive, as after a reboot
