@@ -119,6 +119,45 @@ class Faults:
         return Undo(f"{node}:{ifname} {', '.join(map(str, old))} -> {new}",
                     lambda: self._replace_addresses(node, ifname, old))
 
+    def change_nbma(self, node: str, address: str) -> Undo:
+        """A spoke's NBMA (public) address changes, as with a new DHCP lease or ISP.
+
+        The NBMA interface gets ``address``, the mGRE's ``local`` follows it, and charon's
+        connection is reloaded with it: what a DHCP hook does on a Linux spoke (IOS's
+        ``tunnel source IF`` follows the interface by itself; Linux's GRE ``local`` and
+        charon's ``local_addrs`` do not). nhrpd notices the new address and re-registers.
+        Undo: the old address, the same way.
+        """
+        lab = self.lab
+        assert lab.plan is not None
+        plan = lab.plan.nodes[node]
+        if plan.gre is None:
+            raise LabError(f"{node} is not in the DMVPN (no mGRE interface)")
+        old = plan.gre.local
+        new = ipaddress.IPv4Interface(address)
+        previous = self._replace_addresses(node, plan.gre.dev, [new])
+        self._retarget(node, old, new.ip)
+        return Undo(f"{node} NBMA {old} -> {new.ip}", lambda: (self._replace_addresses(node, plan.gre.dev, previous),
+                                                              self._retarget(node, new.ip, old)))
+
+    def _retarget(self, node: str, old: ipaddress.IPv4Address, new: ipaddress.IPv4Address) -> None:
+        """Point the mGRE's local address and charon's connection at ``new``."""
+        from . import swanload
+        from .expand.strongswan import VICI_SOCKET
+
+        gre = self.lab.plan.nodes[node].gre
+        with kernel.iproute(self._pid(node)) as ipr:
+            # changelink replaces every GRE parameter: restate them all with the new local
+            ipr.link("set", index=ipr.link_lookup(ifname=gre.ifname)[0], kind="gre", gre_local=str(new),
+                     gre_ikey=gre.key, gre_okey=gre.key, gre_iflags=kernel.GRE_KEY_FLAG,
+                     gre_oflags=kernel.GRE_KEY_FLAG, gre_ttl=gre.ttl,
+                     gre_link=ipr.link_lookup(ifname=gre.dev)[0])
+        conf = self.lab.plan.nodes[node].swanctl
+        if conf:
+            text = self.lab.runtime.read_file(node, conf).replace(f"= {old}\n", f"= {new}\n")
+            self.lab.runtime.write_file(node, conf, text)
+            swanload.load(self.lab.runtime.node_path(node, VICI_SOCKET), text)
+
     def _replace_addresses(self, node: str, ifname: str, new: list[ipaddress.IPv4Interface]):
         with kernel.iproute(self._pid(node)) as ipr:
             idx = ipr.link_lookup(ifname=ifname)

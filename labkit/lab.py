@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import preflight, swanload
-from .errors import LabError
+from .errors import LabError, PrerequisiteError, WaitTimeout
 from .faults import Faults
 from .expand.strongswan import VICI_SOCKET
 from .expand import LabPlan, expand, segment_key
@@ -30,6 +30,9 @@ from .wait import wait_until
 # (one slow run of this host measured 219 s for three charons)
 # its libraries through 9p cold (measured: charon 4-5 s warm, over 60 s cold with 3 in parallel).
 READY_TIMEOUT = 480.0
+VICI_TIMEOUT = 120.0  # nhrpd retries its vici connection every few seconds
+VICI_VERDICT = 10.0  # after connecting, an unpatched strongSwan is reported within the same second
+UNPATCHED = "StrongSwan does not support mandatory events (unpatched?)"
 PHASES = ("validate", "create", "wire", "daemons", "converge")
 
 
@@ -157,6 +160,9 @@ class Lab:
                 if d.name == "charon" and self.plan.nodes[name].swanctl:
                     conf = self.plan.nodes[name].swanctl
                     swanload.load(self.runtime.node_path(name, VICI_SOCKET), self.runtime.read_file(name, conf))
+            for name, d in started:
+                if d.name == "nhrpd":
+                    self._check_vici_mode(name)
             names = sorted({d.name for _, d in started})
             self.progress(f"[{self.topology.name}]   {', '.join(names)} serving on {len({n for n, _ in started})} nodes "
                           f"after {time.monotonic() - t0:.1f}s")
@@ -179,6 +185,33 @@ class Lab:
     def restart_daemons(self, node: str, names: list[str] | None = None) -> None:
         """Kill and start again daemons of ``node`` (all, or ``names``), waiting until they serve."""
         self._launch([(node, d) for d in self.stop_daemons(node, names)])
+
+    def _check_vici_mode(self, node: str) -> None:
+        """``tunnel protection vici`` needs a strongSwan with the DMVPN patches: stop at once without them.
+
+        nhrpd says so in its log as soon as it reaches charon's vici socket; without this check
+        the lab would wait for SAs that never come.
+        """
+        dm = self.topology.dmvpn
+        if not dm or not dm.ipsec.enabled or dm.ipsec.mode != "vici":
+            return
+        def met_charon() -> str | None:
+            text = self._log_tail(node, "nhrpd", 200)
+            return text if "VICI: Connected" in text or UNPATCHED in text else None
+
+        text = wait_until(met_charon, VICI_TIMEOUT, f"nhrpd on {node} to connect to charon's vici socket",
+                          state=lambda: self._log_tail(node, "nhrpd")[-1000:], abort_on=(LabError,))
+        if UNPATCHED not in text:  # nhrpd registers for charon's events right after connecting
+            try:
+                text = wait_until(lambda: UNPATCHED in (t := self._log_tail(node, "nhrpd", 200)) and t,
+                                  VICI_VERDICT, f"nhrpd on {node} to reject charon's vici events")
+            except WaitTimeout:
+                return  # no complaint: this strongSwan has the patches
+        if UNPATCHED in text:
+            raise PrerequisiteError(
+                f"dmvpn.ipsec.mode: vici needs a strongSwan with the DMVPN patches FRR's 'tunnel protection vici' "
+                f"relies on; this one lacks them (nhrpd on {node}: '{UNPATCHED}'). Use mode: trap (the "
+                "default, stock strongSwan), or a strongSwan built with those patches")
 
     def _wait_ready(self, node: str, daemon: str, ready: str) -> None:
         proc = self._daemons[(node, daemon)]

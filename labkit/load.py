@@ -298,6 +298,7 @@ def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector, used: 
         esp_proposals=tuple(props.get("esp", default.esp_proposals)),
         psk=ipsec_raw.get("psk"),
         inactivity=ipsec_raw.get("inactivity"),
+        mode=ipsec_raw.get("mode", "trap"),
     )
     dm = Dmvpn(
         underlay=raw["underlay"], network=network,

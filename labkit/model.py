@@ -84,6 +84,7 @@ class IPsec:
     esp_proposals: tuple[str, ...] = ("aes256gcm16",)
     psk: str | None = None  # None: generated per lab
     inactivity: int | None = None  # seconds without traffic before a CHILD_SA closes (None: never)
+    mode: str = "trap"  # trap: strongSwan trap policies; vici: nhrpd drives IKE ('tunnel protection vici')
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ FRR_BIN = "/usr/lib/frr"
 CONF_DIR = "/run/labkit/frr"
 LOG_DIR = "/run/labkit/log"
 NFLOG_GROUP = 1
+VICI_PROFILE = "dmvpn"  # the swanctl connection nhrpd asks charon to initiate in vici mode
 
 
 def daemon(name: str, stage: int) -> DaemonPlan:
@@ -49,6 +50,8 @@ def nhrpd_conf(node: Node, dm: Dmvpn, hub_nbma: str, underlay_if: str) -> str:
             " ip nhrp registration no-unique",
             " ip nhrp shortcut",
         ]
+    if dm.ipsec.enabled and dm.ipsec.mode == "vici":
+        lines.append(f" tunnel protection vici profile {VICI_PROFILE}")
     lines += [f" tunnel source {underlay_if}", "exit", "!"]
     return "\n".join(lines) + "\n" + _extra(node, "nhrpd")
 

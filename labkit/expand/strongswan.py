@@ -54,6 +54,8 @@ def swanctl_conf(node: Node, nbma: ipaddress.IPv4Address, ipsec: IPsec, psk: str
     ike = ",".join(ipsec.ike_proposals)
     esp = ",".join(ipsec.esp_proposals)
     inactivity = f"\n        inactivity = {ipsec.inactivity}s" if ipsec.inactivity else ""
+    start = "trap" if ipsec.mode == "trap" else "none"  # vici mode: nhrpd initiates each SA
+    child = "gre" if ipsec.mode == "trap" else "dmvpn"  # vici mode: nhrpd names the child by its profile
     extra = f"\n# --- swanctl_extra (from the topology) ---\n{node.swanctl_extra.rstrip()}\n" if node.swanctl_extra else ""
     return f"""\
 # rendered by labkit for {node.name}: ESP transport mode protecting GRE to any DMVPN peer
@@ -73,12 +75,12 @@ connections {{
       auth = psk
     }}
     children {{
-      gre {{
+      {child} {{
         mode = transport
         local_ts = dynamic[gre]
         remote_ts = dynamic[gre]
         esp_proposals = {esp}
-        start_action = trap
+        start_action = {start}
         dpd_action = clear{inactivity}
       }}
     }}

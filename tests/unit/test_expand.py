@@ -329,3 +329,13 @@ def test_a_nat_box_needs_an_outside(tmp_path):
     path.write_text(text)
     with pytest.raises(TopologyError, match=r"nodes.nat1.outside: NAT box 'nat1' has no outside interface 'eth7'"):
         load(path)
+
+
+def test_vici_mode_renders_tunnel_protection_and_an_untrapped_child():
+    plan = expand(load(PHASE2.parents[1] / "dmvpn_vici" / "topology.yaml"))
+    assert "tunnel protection vici profile dmvpn" in lines(plan.nodes["spoke1"].files[NHRPD])
+    swanctl = plan.nodes["spoke1"].files[SWANCTL]
+    assert "start_action = none" in swanctl and "dmvpn {" in swanctl.split("children {", 1)[1]
+    trap = expand(load(PHASE2)).nodes["spoke1"]
+    assert "start_action = trap" in trap.files[SWANCTL]
+    assert not any("tunnel protection" in line for line in lines(trap.files[NHRPD]))

@@ -66,18 +66,18 @@ def test_underlay_flap_spoke_recovers(lab, wait_until):
 
 
 def test_hub_restart_spokes_reregister_and_sas_return(lab, wait_until):
-    """A hub reboot (daemons, IPsec state, learned routes): spokes are back within 3 holdtimes.
+    """A hub reboot (daemons, IPsec state, learned routes): spokes are back within 4 holdtimes.
 
     The spokes' old SAs point at IKE state the hub lost; dead peer detection clears them and
     the trap policies negotiate new ones.
     """
     lab.faults.restart(HUB)
     t0 = time.monotonic()
-    wait_until(lambda: registered(lab, S1) and registered(lab, S2), 3 * HOLDTIME,
+    wait_until(lambda: registered(lab, S1) and registered(lab, S2), 4 * HOLDTIME,
                "both spokes registered at the restarted hub", state=lab.node(HUB).nhrp_cache)
-    wait_until(lambda: checks.hub_spoke_ipsec(lab), 3 * HOLDTIME, "hub-spoke SAs back after the hub restart")
+    wait_until(lambda: checks.hub_spoke_ipsec(lab), 4 * HOLDTIME - (time.monotonic() - t0),
+               "hub-spoke SAs back after the hub restart")
     wait_until(lambda: lab.ping(H1, H2, timeout=0.5), 60, "h1 to reach h2 after the hub restart")
-    assert time.monotonic() - t0 < 3 * HOLDTIME + 60
 
 
 def _sa_ids(lab, node: str, peer: str) -> tuple[set[str], set[str]]:

@@ -13,7 +13,11 @@ FRR differs from Cisco's IOS here: the hub redirect is ``ip nhrp redirect`` plus
 
 import ipaddress
 
+import pytest
+
 from labkit import checks
+
+pytestmark = pytest.mark.runtimes("netns", reason="runtime-independent behaviour; CI runs docker on dmvpn_phase2")
 
 HUB, S1, S2, H1, H2 = "hub", "spoke1", "spoke2", "h1", "h2"
 TUNNEL = {HUB: "172.16.0.1", S1: "172.16.0.2", S2: "172.16.0.3"}
