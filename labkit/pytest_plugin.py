@@ -141,10 +141,6 @@ def _loaded(files: list[Path]) -> list:
     return out
 
 
-def _needed_features(files: list[Path]) -> list[str]:
-    return list(dict.fromkeys(feat for topo in _loaded(files) for feat in topo.required_kernel_features()))
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
     """Re-run the whole session inside the VM sandbox when this kernel cannot host the labs."""
@@ -155,7 +151,8 @@ def pytest_cmdline_main(config: pytest.Config):
     files = _topologies(list(config.args), Path(str(config.invocation_params.dir)))
     if not files:
         return None
-    needed = _needed_features(files)
+    topologies = _loaded(files)
+    needed = list(dict.fromkeys(feat for topo in topologies for feat in topo.required_kernel_features()))
     tw = sys.stdout
     say = lambda m: (tw.write(f"labkit: {m}\n"), tw.flush())  # noqa: E731
     try:
@@ -165,7 +162,7 @@ def pytest_cmdline_main(config: pytest.Config):
         if not decision.use:
             return None
         say(f"mode: {decision}; runtime {','.join(runtimes)}")
-        extra_env = dockerd.guest_env(runtimes, _loaded(files), config.getoption("labkit_image"), say)
+        extra_env = dockerd.guest_env(runtimes, topologies, config.getoption("labkit_image"), say)
     except LabkitError as exc:
         sys.stderr.write(f"labkit: error: {exc}\n")
         return pytest.ExitCode.USAGE_ERROR

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .runtime import ns
+from .runtime import engine, ns
 from .runtime.netns import _reap, kill_node
 
 STATE_DIR = Path(os.environ.get("LABKIT_STATE_DIR", "/run/labkit/labs"))
@@ -68,20 +68,7 @@ def _owner_alive(pid: int) -> bool:
         return True
 
 
-def _docker_client():
-    """The engine's client when one answers here, else None (cleanup must work without docker)."""
-    from .errors import PrerequisiteError
-    from .runtime import engine
-
-    if not engine.available():
-        return None
-    try:
-        return engine.connect(timeout=120)
-    except PrerequisiteError:
-        return None
-
-
-def scan(docker: bool = True) -> dict[str, dict]:
+def scan(docker: bool = True, client=None) -> dict[str, dict]:
     """Every labkit lab on this host, by id.
 
     ``{lab: {"runtime": "netns"|"docker", "owner": pid, "mine": bool, "orphaned": bool,
@@ -108,7 +95,8 @@ def scan(docker: bool = True) -> dict[str, dict]:
         lab = labs.setdefault(marker["lab"], {"runtime": "netns", "owner": owner, "mine": owner == os.getpid(),
                                               "orphaned": not owner or not _owner_alive(owner), "holders": {}})
         lab["holders"][marker.get("node", "?")] = pid
-    client = _docker_client() if docker else None
+    if client is None and docker:
+        client = engine.client_or_none()
     if client is not None:
         from .runtime import docker as dk
 
@@ -133,7 +121,8 @@ def cleanup(all_labs: bool = False, lab_id: str | None = None, lab_ids: set[str]
     removed = []
     recorded = {r.id for r in records()}
     docker_labs = set()
-    for lid, info in scan().items():
+    client = engine.client_or_none()  # one connection for the scan and the removal
+    for lid, info in scan(docker=False, client=client).items():
         if wanted and lid not in wanted:
             continue
         if not (all_labs or lid in wanted or (info["orphaned"] and lid not in recorded)):
@@ -151,7 +140,7 @@ def cleanup(all_labs: bool = False, lab_id: str | None = None, lab_ids: set[str]
     if docker_labs:
         from .runtime.docker import remove_labs
 
-        removed += remove_labs(_docker_client(), docker_labs)
+        removed += remove_labs(client, docker_labs)
         for lid in docker_labs:
             forget(lid)
     for rec in records():  # records whose nodes are already gone

@@ -45,7 +45,7 @@ def make_runtime(name: str, lab_id: str, topology=None, detach: bool = False, im
 
         dockerd.ensure_guest_engine(progress)  # inside the VM sandbox only: its private engine
 
-        images = {n.name: n.image for n in topology.nodes.values() if getattr(n, "image", None)} if topology else {}
+        images = {n.name: n.image for n in topology.nodes.values() if n.image} if topology else {}
         return DockerRuntime(lab_id, image=image or engine.DEFAULT_IMAGE, images=images, detach=detach,
                              topology=str(topology.source) if topology is not None else "")
     raise PrerequisiteError(f"runtime {name!r} is not supported; use one of {', '.join(RUNTIMES)}")

@@ -252,17 +252,6 @@ def remove_labs(client, lab_ids: set[str]) -> list[str]:
     return sorted({c.labels.get(f"{LABEL}.lab", "?") for c in victims})
 
 
-def orphaned_labs(client) -> dict[str, list]:
-    """Labs whose owner process is gone and that were not started to outlive it (``labkit up``)."""
-    out = {}
-    for lid, cs in lab_containers(client).items():
-        owner = cs[0].labels.get(f"{LABEL}.owner", "")
-        detached = cs[0].labels.get(f"{LABEL}.detached") == "1"
-        if not detached and not owner_alive(owner):
-            out[lid] = cs
-    return out
-
-
 def attach(lab_id: str, pids: dict[str, int] | None = None) -> DockerRuntime:
     """A runtime for an existing lab's containers (``labkit status``), found by label."""
     rt = DockerRuntime(lab_id)

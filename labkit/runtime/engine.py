@@ -13,6 +13,10 @@ START_HINT = ("install Debian's docker.io and start dockerd ('bash scripts/setup
               "or 'apt-get install docker.io && service docker start')")
 
 
+def _address() -> str:
+    return os.environ.get("DOCKER_HOST") or f"unix://{SOCKET}"
+
+
 def connect(timeout: float = 120.0):
     """A docker SDK client for the local engine (``$DOCKER_HOST`` or the default socket).
 
@@ -26,8 +30,8 @@ def connect(timeout: float = 120.0):
             from docker.errors import DockerException
     except ImportError as exc:
         raise PrerequisiteError(f"the docker runtime needs the docker SDK for Python: pip install docker ({exc})") from exc
-    where = os.environ.get("DOCKER_HOST") or f"unix://{SOCKET}"
-    if where.startswith("unix://") and not os.path.exists(where[len("unix://"):]):
+    where = _address()
+    if not available():
         raise PrerequisiteError(f"no Docker engine: {where[len('unix://'):]} does not exist. To fix: {START_HINT}")
     try:
         client = docker.DockerClient(base_url=where, version="auto", timeout=timeout)
@@ -39,8 +43,18 @@ def connect(timeout: float = 120.0):
 
 def available() -> bool:
     """Whether an engine socket exists (cheap; no connection)."""
-    where = os.environ.get("DOCKER_HOST") or f"unix://{SOCKET}"
+    where = _address()
     return not where.startswith("unix://") or os.path.exists(where[len("unix://"):])
+
+
+def client_or_none(timeout: float = 120.0):
+    """A client when an engine answers here, else None (for callers that work without docker)."""
+    if not available():
+        return None
+    try:
+        return connect(timeout)
+    except PrerequisiteError:
+        return None
 
 
 def require_images(client, tags: set[str]) -> dict[str, str]:

@@ -100,15 +100,6 @@ def _wait(proc: subprocess.Popen, ready, what: str, log: str):
         time.sleep(0.2)  # polling a daemon's socket, bounded above
 
 
-def _client_or_none():
-    if not engine.available():
-        return None
-    try:
-        return engine.connect(timeout=900)
-    except PrerequisiteError:
-        return None
-
-
 def _start_engine(notes: list[str]) -> None:
     """containerd, then dockerd on it, then the images. containerd runs on its own: dockerd gives
     the containerd it spawns a fixed start-up timeout, which a cold TCG guest can exceed."""
@@ -123,7 +114,7 @@ def _start_engine(notes: list[str]) -> None:
     containerd = _spawn(["containerd", "--address", CONTAINERD_SOCKET], CONTAINERD_LOG)
     _wait(containerd, lambda: os.path.exists(CONTAINERD_SOCKET), "containerd", CONTAINERD_LOG)
     dockerd = _spawn(["dockerd", *DOCKERD_FLAGS, f"--containerd={CONTAINERD_SOCKET}"], LOG)
-    client = _wait(dockerd, _client_or_none, "dockerd", LOG)
+    client = _wait(dockerd, lambda: engine.client_or_none(timeout=900), "dockerd", LOG)
     notes.append(f"sandbox: private dockerd up in {time.monotonic() - t0:.0f}s (storage on tmpfs)")
     for archive in archives:
         t1 = time.monotonic()
