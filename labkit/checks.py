@@ -165,6 +165,40 @@ def no_cleartext_gre(lab: Lab, src: str, dst: str, count: int = 5) -> str:
     return f"underlay capture: {counts.get('esp', 0)} ESP, {counts.get('gre', 0)} cleartext GRE"
 
 
+def igp_adjacencies(lab: Lab) -> str:
+    """Phase 1: the hub is fully adjacent to every spoke, and each spoke to the hub only."""
+    __tracebackhide__ = True
+    dm = lab.topology.dmvpn
+    hub = lab.topology.hubs()[0].name
+    hub_tun = _tunnel(lab, hub)
+    seen = {n.address: n for n in lab.node(hub).igp_neighbours()}
+    for spoke in lab.topology.spokes():
+        n = seen.get(_tunnel(lab, spoke.name))
+        assert n is not None and n.full, f"{hub} has no full {dm.protocol} adjacency with {spoke.name}: {list(seen.values())}"
+        mine = lab.node(spoke.name).igp_neighbours()
+        assert [(m.address, m.full) for m in mine] == [(hub_tun, True)], \
+            f"{spoke.name} should be adjacent to {hub} only: {mine}"
+    return f"{dm.protocol.upper()}: {hub} adjacent to " + ", ".join(s.name for s in lab.topology.spokes())
+
+
+def hub_and_spoke_only(lab: Lab, a: str, b: str, rounds: int = 5) -> str:
+    """Phase 1: after traffic between the spokes' hosts, it still crosses the hub: no NHRP resolution,
+    no shortcut and no spoke-to-spoke SA ever appear."""
+    __tracebackhide__ = True
+    ha, hb = _host_behind(lab, a), _host_behind(lab, b)
+    assert ha and hb, f"{a} and {b} need a host behind each"
+    for _ in range(rounds):
+        path_via(lab, ha, hb, lab.topology.hubs()[0].name)
+    no_shortcut(lab, a, b)
+    for x, y in ((a, b), (b, a)):
+        try:
+            ike, _ = transport_gre_sa(lab, x, y)
+        except AssertionError:
+            continue
+        raise AssertionError(f"{x} negotiated a spoke-to-spoke SA with {y} in phase 1: {ike}")
+    return f"{ha}->{hb} crossed the hub {rounds} times; no shortcut, no {a}<->{b} SA"
+
+
 def summary_only(lab: Lab, spoke: str) -> str:
     """Phase 3: ``spoke`` routes the hub's summary via the hub and has no route to another spoke's LAN."""
     __tracebackhide__ = True
@@ -205,9 +239,19 @@ def dmvpn_suite(lab: Lab) -> list[tuple[str, Callable[[], str]]]:
     spokes = [s.name for s in lab.topology.spokes()]
     hub = lab.topology.hubs()[0].name
     behind = {s: h for s in spokes if (h := _host_behind(lab, s))}
-    checks = [("spokes registered at the hub", lambda: spokes_registered(lab)),
-              ("hub-spoke IPsec", lambda: hub_spoke_ipsec(lab))]
-    if len(spokes) >= 2 and spokes[0] in behind and spokes[1] in behind:
+    checks = [("spokes registered at the hub", lambda: spokes_registered(lab))]
+    if lab.topology.dmvpn.ipsec.enabled:
+        checks.append(("hub-spoke IPsec", lambda: hub_spoke_ipsec(lab)))
+    if lab.topology.dmvpn.igp:
+        checks.append((f"{lab.topology.dmvpn.protocol.upper()} adjacencies", lambda: igp_adjacencies(lab)))
+    if lab.topology.dmvpn.phase == 1 and len(spokes) >= 2 and spokes[0] in behind and spokes[1] in behind:
+        s1, s2 = spokes[:2]
+        h1, h2 = behind[s1], behind[s2]
+        checks += [(f"{h1}->{h2} crosses the hub", lambda: path_via(lab, h1, h2, hub)),
+                   (f"{s1}<->{s2} stays hub-and-spoke", lambda: hub_and_spoke_only(lab, s1, s2))]
+        if lab.topology.dmvpn.ipsec.enabled:
+            checks.append(("no cleartext GRE on the underlay", lambda: no_cleartext_gre(lab, h1, h2)))
+    elif len(spokes) >= 2 and spokes[0] in behind and spokes[1] in behind:
         s1, s2 = spokes[:2]
         h1, h2 = behind[s1], behind[s2]
         phase3 = lab.topology.summary() is not None

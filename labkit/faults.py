@@ -175,7 +175,54 @@ class Faults:
                 ipr.route("add", dst=dst, gateway=gw, oif=idx)
         return old
 
+    def start_daemon(self, node: str, name: str, config: str) -> Undo:
+        """Start an extra FRR daemon (``ospfd``, ``eigrpd``, ...) on ``node`` with ``config``.
+
+        For showing what a protocol does on the live tunnel, or for an exercise that starts a
+        misconfigured one. Undo: the daemon is killed and forgotten.
+        """
+        from .expand import frr
+
+        lab = self.lab
+        assert lab.plan is not None
+        plan = frr.daemon(name, stage=3)
+        lab.runtime.write_file(node, f"{frr.CONF_DIR}/{name}.conf", config)
+        lab.plan.nodes[node].daemons.append(plan)
+        lab._launch([(node, plan)])
+
+        def stop() -> None:
+            lab.stop_daemons(node, [name])
+            lab.plan.nodes[node].daemons.remove(plan)
+        return Undo(f"{name} started on {node}", stop)
+
     # -- IPsec -----------------------------------------------------------------------------
+    def set_psk(self, node: str, psk: str) -> Undo:
+        """Give ``node`` a different IPsec pre-shared key and close its IKE SAs, so it must
+        authenticate again (an authentication mismatch when ``psk`` differs from its peers').
+
+        Undo: the lab's key comes back (the SAs are closed again, so recovery starts at once).
+        """
+        from . import swanload
+        from .expand.strongswan import VICI_SOCKET
+        from .probes import ipsec
+
+        lab = self.lab
+        conf = lab.plan.nodes[node].swanctl if lab.plan else None
+        if not conf:
+            raise LabError(f"{node} runs no IPsec")
+        original = lab.runtime.read_file(node, conf)
+        vici = lab.runtime.node_path(node, VICI_SOCKET)
+
+        def apply(text: str) -> None:
+            lab.runtime.write_file(node, conf, text)
+            swanload.load(vici, text)
+            ipsec.terminate_all(vici)
+        changed = original.replace(f'secret = "{lab.plan.psk}"', f'secret = "{psk}"')
+        if changed == original:
+            raise LabError(f"{node}'s swanctl.conf does not hold the lab's key: nothing to change")
+        apply(changed)
+        return Undo(f"{node} PSK changed", lambda: apply(original))
+
     def rekey(self, node: str, ike: bool = True) -> None:
         """Rekey every IKE SA (``ike``) or every CHILD SA of ``node`` now, over vici."""
         from .expand.strongswan import VICI_SOCKET

@@ -237,7 +237,7 @@ class Lab:
 
     # -- convergence ---------------------------------------------------------------------------
     def converge(self) -> None:
-        """Wait until every spoke is registered at the hub and BGP has spread every LAN."""
+        """Wait until every spoke is registered at the hub and its routing protocol has spread every LAN."""
         topo = self.topology
         if not topo.dmvpn:
             return
@@ -256,8 +256,17 @@ class Lab:
             peers = hub.bgp_peers()
             return all(peers.get(a) == "Established" for a in expected)
 
-        wait_until(bgp_up, self.converge_timeout, f"BGP sessions hub<->{sorted(expected)} Established",
-                   state=hub.bgp_peers)
+        if topo.dmvpn.igp:
+            def adjacent():
+                up = {str(n.address) for n in hub.igp_neighbours() if n.full}
+                return expected <= up
+
+            wait_until(adjacent, self.converge_timeout,
+                       f"{topo.dmvpn.protocol.upper()} adjacencies hub<->{sorted(expected)} up",
+                       state=lambda: [(str(n.address), n.state, n.role) for n in hub.igp_neighbours()])
+        else:
+            wait_until(bgp_up, self.converge_timeout, f"BGP sessions hub<->{sorted(expected)} Established",
+                       state=hub.bgp_peers)
         lans = {str(net) for net in topo.dmvpn_lans()}
         summary = topo.summary()
         for router in [hub] + spokes:

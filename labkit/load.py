@@ -280,6 +280,12 @@ def _check_endpoints(links, segments, col: _Collector) -> None:
             seen_ip[ep.address.ip] = _fmt(where)
 
 
+# FRR's eigrpd accepts packets only from its interface's subnet (a point-to-point interface
+# aside), and nhrpd only works with a host (/32) tunnel address: the two cannot meet on a DMVPN
+# tunnel. topologies/dmvpn_phase1 shows it on live daemons.
+EIGRP_LIMIT = ("EIGRP cannot run over an NHRP tunnel with FRR: nhrpd needs a /32 tunnel address and eigrpd "
+               "drops every packet from outside its interface's subnet (see docs/dmvpn.md, phase 1)")
+
 def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector, used: set = frozenset()) -> Dmvpn | None:
     where = ("dmvpn",)
     names = [s.name for s in segments]
@@ -311,6 +317,14 @@ def _build_dmvpn(raw: dict, nodes: dict, segments: list, col: _Collector, used: 
     if dm.summary is not None and dm.phase != 3:
         col.add(where + ("routing", "summary"), f"a summary applies to phase 3 only; this DMVPN is phase {dm.phase}",
                 "set dmvpn.phase: 3, or remove the summary")
+    if dm.protocol == "eigrp":
+        col.add(where + ("routing", "protocol"), EIGRP_LIMIT, "use protocol: ospf (phase 1) or bgp")
+    if dm.phase == 1 and not dm.igp:
+        col.add(where + ("routing", "protocol"), f"phase 1 runs OSPF over the tunnel, not {dm.protocol}",
+                "set dmvpn.routing.protocol: ospf")
+    elif dm.phase != 1 and dm.protocol == "ospf":
+        col.add(where + ("routing", "protocol"), f"{dm.protocol} is supported with phase 1 only; phase {dm.phase} "
+                "labs route with BGP", "set dmvpn.routing.protocol: bgp, or dmvpn.phase: 1")
     return dm
 
 

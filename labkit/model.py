@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROLES = ("hub", "spoke", "host", "router")
-ROUTING_PROTOCOLS = ("bgp",)
+ROUTING_PROTOCOLS = ("bgp", "ospf", "eigrp")
+IGPS = ("ospf", "eigrp")  # phase 1: routing over the tunnel with multicast hellos
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ class Dmvpn:
     asn: int = 65000
     ipsec: IPsec = field(default_factory=IPsec)
     summary: ipaddress.IPv4Network | None = None  # phase 3: what the hub advertises to spokes
+
+    @property
+    def igp(self) -> bool:
+        """OSPF (or EIGRP) over the tunnel: multicast hellos the hub's nhrpd replicates to spokes."""
+        return self.protocol in IGPS
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from .exec import CommandResult
 from .model import Node
-from .probes import ipsec, nhrp, routes
-from .probes.vty import vty_command, vty_json
+from .probes import igp, ipsec, links, nhrp, routes
+from .probes.vty import vty_command, vty_configure, vty_json
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -48,6 +48,10 @@ class NodeHandle:
         """Run a vty command on one FRR daemon of this node (``show ...``)."""
         return vty_command(self.lab.runtime.node_path(self.name, f"/run/frr/{daemon}.vty"), command)
 
+    def configure(self, daemon: str, *lines: str) -> None:
+        """Change a running FRR daemon's configuration (``configure terminal`` + ``lines``)."""
+        vty_configure(self.lab.runtime.node_path(self.name, f"/run/frr/{daemon}.vty"), list(lines))
+
     def vty_json(self, daemon: str, command: str):
         return vty_json(self.lab.runtime.node_path(self.name, f"/run/frr/{daemon}.vty"), command)
 
@@ -69,6 +73,21 @@ class NodeHandle:
         peers = data.get("peers", {}) if isinstance(data, dict) else {}
         return {addr: p.get("state", "?") for addr, p in peers.items()}
 
+    def ospf_neighbours(self) -> list[igp.IgpNeighbour]:
+        """``show ip ospf neighbor json``: adjacencies with state and DR role."""
+        return igp.parse_ospf(self.vty_json("ospfd", "show ip ospf neighbor json"))
+
+    def eigrp_neighbours(self) -> list[igp.IgpNeighbour]:
+        """``show ip eigrp neighbors`` (eigrpd has no JSON): the neighbours that are up."""
+        return igp.parse_eigrp(self.vty("eigrpd", "show ip eigrp neighbors"))
+
+    def igp_neighbours(self) -> list[igp.IgpNeighbour]:
+        """The neighbours of the topology's IGP (phase 1), or [] when it routes with BGP."""
+        dm = self.lab.topology.dmvpn
+        if dm is None or not dm.igp:
+            return []
+        return self.ospf_neighbours() if dm.protocol == "ospf" else self.eigrp_neighbours()
+
     # -- IPsec and kernel ----------------------------------------------------------------------
     def ike_sas(self) -> list[ipsec.IkeSa]:
         """charon's IKE SAs (with CHILD SAs) through vici."""
@@ -77,6 +96,11 @@ class NodeHandle:
     def routes(self) -> list[routes.KernelRoute]:
         """The kernel's main routing table, through netlink."""
         return routes.kernel_routes(self.pid)
+
+    def gre(self, ifname: str | None = None) -> links.GreLink:
+        """The DMVPN tunnel interface (or ``ifname``) as the kernel holds it: endpoints, key, flags."""
+        dm = self.lab.topology.dmvpn
+        return links.gre_link(self.pid, ifname or (dm.ifname if dm else "gre1"))
 
     def route_to(self, prefix: str) -> routes.KernelRoute | None:
         import ipaddress

@@ -64,7 +64,8 @@ def missing(topo: Topology, runtime=None) -> list[str]:
     if os.geteuid() != 0:
         problems.append("labkit creates network namespaces and needs root: run it with sudo")
     needs_frr = any(n.role in ("hub", "spoke", "router") for n in topo.nodes.values())
-    daemons = ["zebra"] + (["nhrpd", "bgpd"] if topo.dmvpn else [])
+    routing = {"bgp": "bgpd", "ospf": "ospfd", "eigrp": "eigrpd"}
+    daemons = ["zebra"] + (["nhrpd", routing[topo.dmvpn.protocol]] if topo.dmvpn else [])
     if needs_frr:
         absent = [d for d in daemons if not os.access(f"{FRR_BIN}/{d}", os.X_OK)]
         if absent:

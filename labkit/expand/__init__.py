@@ -30,6 +30,14 @@ def nflog_rule(tunnel_if: str, group: int = frr.NFLOG_GROUP) -> tuple[str, ...]:
             "--hashlimit-name", "loglimit-0", "-j", "NFLOG", "--nflog-group", str(group), "--nflog-range", "128")
 
 
+def multicast_rules(tunnel_if: str, group: int = frr.MCAST_NFLOG_GROUP) -> list[tuple[str, ...]]:
+    """Phase 1: link-local multicast leaving the mGRE goes to nhrpd, which sends a copy to each NBMA
+    address it maps multicast to (the hub: every registered spoke; a spoke: the hub), and is
+    dropped by the kernel, which has no NBMA address for it."""
+    base = ("iptables", "-w", "-A", "OUTPUT", "-d", "224.0.0.0/24", "-o", tunnel_if)
+    return [base + ("-j", "NFLOG", "--nflog-group", str(group)), base + ("-j", "DROP")]
+
+
 def masquerade_rule(outside: str) -> tuple[str, ...]:
     """A NAT box: source NAT of everything leaving ``outside`` (conntrack keeps IKE/NAT-T mappings)."""
     return ("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", outside, "-j", "MASQUERADE")
@@ -84,17 +92,21 @@ def _dmvpn(topo: Topology, node: Node, plan: NodePlan, psk: str | None) -> None:
     under = topo.nbma(node.name)
     hub_nbma = topo.nbma(topo.hubs()[0].name).address.ip
     plan.gre = GrePlan(dm.ifname, dm.key, under.address.ip, under.ifname,
-                       ipaddress.IPv4Interface(f"{node.tunnel_address}/32"))
+                       ipaddress.IPv4Interface(f"{node.tunnel_address}/32"), multicast=dm.igp)
     plan.sysctls[f"net.ipv4.conf.{dm.ifname}.rp_filter"] = "0"
     lans = [str(net) for net in topo.lans(node.name)]
+    lan_ifs = [ep.ifname for ep in topo.endpoints(node.name) if ep.ifname != under.ifname]
     behind = topo.nat_of(node.name)
     if behind and not node.routes:  # a spoke behind a NAT box reaches the hub through it
         nat_inside = next(t for m, t in topo.neighbours(node.name) if t.node == behind[1].name)
         plan.routes.append(RoutePlan(ipaddress.IPv4Network("0.0.0.0/0"), nat_inside.address.ip))
-    if node.role == "hub":
+    if node.role == "hub" and not dm.igp:
         plan.routes.append(RoutePlan(dm.network, blackhole=True))  # lets BGP announce the tunnel net
+    if node.role == "hub" and dm.phase > 1:
         plan.firewall.append(nflog_rule(dm.ifname))
-    files, daemons = frr.render(topo, node, str(hub_nbma), under.ifname, lans)
+    if dm.igp:
+        plan.firewall.extend(multicast_rules(dm.ifname))
+    files, daemons = frr.render(topo, node, str(hub_nbma), under.ifname, lans, lan_ifs)
     plan.files.update(files)
     plan.daemons.extend(daemons)
     if dm.ipsec.enabled:

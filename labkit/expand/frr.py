@@ -1,4 +1,4 @@
-"""Render FRR configuration (zebra, nhrpd, bgpd) and the daemon command lines for a node."""
+"""Render FRR configuration (zebra, nhrpd, bgpd/ospfd/eigrpd) and the daemon command lines for a node."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ FRR_BIN = "/usr/lib/frr"
 CONF_DIR = "/run/labkit/frr"
 LOG_DIR = "/run/labkit/log"
 NFLOG_GROUP = 1
+MCAST_NFLOG_GROUP = 2  # phase 1: multicast leaving the tunnel, sent by nhrpd to each NBMA it maps multicast to
+IGP_HELLO, IGP_DEAD = 2, 8
+OSPF_TUNNEL_NETWORK = "point-to-multipoint"  # seconds: OSPF hello/dead, EIGRP hello/hold on the tunnel
 VICI_PROFILE = "dmvpn"  # the swanctl connection nhrpd asks charon to initiate in vici mode
 
 
@@ -33,8 +36,11 @@ def zebra_conf(node: Node) -> str:
 
 def nhrpd_conf(node: Node, dm: Dmvpn, hub_nbma: str, underlay_if: str) -> str:
     lines = [f"hostname {node.name}", "log timestamp precision 3"]
-    if node.role == "hub":
+    hub = node.role == "hub"
+    if hub and dm.phase > 1:
         lines.append(f"nhrp nflog-group {NFLOG_GROUP}")
+    if dm.igp:
+        lines.append(f"nhrp multicast-nflog-group {MCAST_NFLOG_GROUP}")
     lines += [
         f"interface {dm.ifname}",
         f" ip nhrp network-id {dm.network_id}",
@@ -42,14 +48,16 @@ def nhrpd_conf(node: Node, dm: Dmvpn, hub_nbma: str, underlay_if: str) -> str:
     ]
     if dm.authentication:
         lines.append(f" ip nhrp authentication {dm.authentication}")
-    if node.role == "hub":
-        lines.append(" ip nhrp redirect")
+    if hub:
+        lines += [" ip nhrp redirect"] if dm.phase > 1 else []
+        lines += [" ip nhrp map multicast dynamic"] if dm.igp else []
     else:
         lines += [
             f" ip nhrp nhs dynamic nbma {hub_nbma}",
             " ip nhrp registration no-unique",
-            " ip nhrp shortcut",
         ]
+        lines += [f" ip nhrp map multicast {hub_nbma}"] if dm.igp else []  # the spoke's hellos go to the hub
+        lines += [" ip nhrp shortcut"] if dm.phase > 1 else []
     if dm.ipsec.enabled and dm.ipsec.mode == "vici":
         lines.append(f" tunnel protection vici profile {VICI_PROFILE}")
     lines += [f" tunnel source {underlay_if}", "exit", "!"]
@@ -99,17 +107,41 @@ def bgpd_conf(topo: Topology, node: Node, lan_prefixes: list[str]) -> str:
     return "\n".join(lines) + "\n" + _extra(node, "bgpd")
 
 
+def ospfd_conf(topo: Topology, node: Node, lan_ifs: list[str]) -> str:
+    """OSPF point-to-multipoint on the tunnel (seed 002's choice for phase 1), LANs passive.
+
+    Broadcast with the hub as DR cannot run over FRR's nhrpd: nhrpd takes only a host (/32)
+    tunnel address, and ospfd drops broadcast hellos from outside its interface's subnet
+    (docs/dmvpn.md; asserted in topologies/dmvpn_phase1). A /32 point-to-multipoint
+    interface skips that check.
+    """
+    dm = topo.dmvpn
+    assert dm is not None and node.tunnel_address is not None
+    lines = [f"hostname {node.name}", "log timestamp precision 3",
+             f"interface {dm.ifname}", " ip ospf area 0", f" ip ospf network {OSPF_TUNNEL_NETWORK}",
+             f" ip ospf hello-interval {IGP_HELLO}", f" ip ospf dead-interval {IGP_DEAD}", "exit"]
+    for ifname in lan_ifs:
+        lines += [f"interface {ifname}", " ip ospf area 0", " ip ospf passive", "exit"]
+    lines += ["router ospf", f" ospf router-id {node.tunnel_address}", "exit", "!"]
+    return "\n".join(lines) + "\n" + _extra(node, "ospfd")
+
+
 def render(topo: Topology, node: Node, hub_nbma: str, underlay_if: str,
-           lan_prefixes: list[str]) -> tuple[dict[str, str], list[DaemonPlan]]:
-    """Config files and daemons of a DMVPN router (hub or spoke)."""
+           lan_prefixes: list[str], lan_ifs: list[str]) -> tuple[dict[str, str], list[DaemonPlan]]:
+    """Config files and daemons of a DMVPN router (hub or spoke): zebra, nhrpd and the routing daemon."""
     dm = topo.dmvpn
     assert dm is not None
+    routing = {
+        "bgp": ("bgpd", lambda: bgpd_conf(topo, node, lan_prefixes)),
+        "ospf": ("ospfd", lambda: ospfd_conf(topo, node, lan_ifs)),
+    }
+    name, conf = routing[dm.protocol]
     files = {
         f"{CONF_DIR}/zebra.conf": zebra_conf(node),
         f"{CONF_DIR}/nhrpd.conf": nhrpd_conf(node, dm, hub_nbma, underlay_if),
-        f"{CONF_DIR}/bgpd.conf": bgpd_conf(topo, node, lan_prefixes),
+        f"{CONF_DIR}/{name}.conf": conf(),
     }
-    daemons = [daemon("zebra", stage=2), daemon("nhrpd", stage=3), daemon("bgpd", stage=3)]
+    daemons = [daemon("zebra", stage=2), daemon("nhrpd", stage=3), daemon(name, stage=3)]
     return files, daemons
 
 

@@ -14,8 +14,9 @@ class GrePlan:
     key: int
     local: ipaddress.IPv4Address
     dev: str
-    address: ipaddress.IPv4Interface  # /32
+    address: ipaddress.IPv4Interface  # /32: nhrpd ignores a tunnel address that is not a host prefix
     ttl: int = 64
+    multicast: bool = False  # an IGP's hellos leave through it (phase 1)
 
 
 @dataclass(frozen=True)

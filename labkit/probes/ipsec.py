@@ -112,3 +112,13 @@ def rekey_all(vici_socket_path: str, ike: bool = True, timeout: float = 10.0) ->
         for uid in ids:
             s.rekey({"ike-id" if ike else "child-id": uid})
     return ids
+
+
+def terminate_all(vici_socket_path: str, timeout: float = 10.0) -> list[str]:
+    """Close every IKE SA (and its CHILD SAs) now, without waiting for the peer; return their ids."""
+    with session(vici_socket_path, timeout) as s:
+        ids = [sa.uniqueid for sa in parse_sas(list(s.list_sas()))]
+        for uid in ids:
+            for _ in s.terminate({"ike-id": uid, "force": "yes", "timeout": "-1"}):
+                pass  # terminate streams log events; drain them
+    return ids

@@ -13,6 +13,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from ..probes.links import IFF_MULTICAST
 from ..expand.plan import GrePlan, NodePlan, RoutePlan, WirePlan
 from ..errors import LabError
 from . import ns
@@ -103,6 +104,8 @@ def configure_node(pid: int, plan: NodePlan) -> None:
             create_gre(ipr, plan.gre)
             idx = _index(ipr, plan.gre.ifname)
             ipr.addr("add", index=idx, address=str(plan.gre.address.ip), prefixlen=32)
+            if plan.gre.multicast:
+                ipr.link("set", index=idx, flags=IFF_MULTICAST, change=IFF_MULTICAST)
             ipr.link("set", index=idx, state="up")
         write_sysctls(pid, plan.sysctls)
         for route in plan.routes:

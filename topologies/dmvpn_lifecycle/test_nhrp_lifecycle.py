@@ -1,7 +1,8 @@
 """The NHRP lifecycle, asserted on real FRR nhrpd and strongSwan with a 30 s holdtime.
 
-Registration and its refresh, an idle shortcut expiring with its SA, and recovery after faults
-(underlay flap, hub restart). Each wait is bounded by the protocol's own timers.
+Registration and its refresh, an idle shortcut expiring with its SA, a spoke's NBMA address
+changing, an authentication mismatch and its repair, and recovery after faults (underlay flap,
+hub restart, rekey). Each wait is bounded by the protocol's own timers.
 """
 
 import time
@@ -97,3 +98,42 @@ def test_ike_and_child_rekey_while_traffic_flows(lab, wait_until):
                "new IKE and CHILD SAs after the rekey", state=lambda: _sa_ids(lab, S1, HUB))
     assert lost <= 1, f"{lost} of 10 pings lost during the rekey"
     assert lab.ping(H1, "h0", timeout=1)
+
+
+def hub_nbma_of(lab, spoke: str) -> str | None:
+    """The NBMA address the hub's cache maps ``spoke``'s tunnel address to."""
+    return next((str(e.nbma) for e in lab.node(HUB).nhrp_cache()
+                 if str(e.protocol) == TUNNEL[spoke] and e.type == "dynamic"), None)
+
+
+def test_nbma_change_spoke_reregisters_and_hub_cache_follows(lab, wait_until):
+    """Seeds 003/004: a spoke on a dynamic address gets a new one; it re-registers from it and the
+    hub's cache follows within one holdtime (measured: 2.4 s), then back again."""
+    new = "192.0.2.12"
+    with lab.faults.change_nbma(S1, f"{new}/24"):
+        wait_until(lambda: hub_nbma_of(lab, S1) == new, HOLDTIME, f"the hub's cache to map {S1} to {new}",
+                   state=lambda: hub_nbma_of(lab, S1))
+        wait_until(lambda: lab.ping(H1, "h0", timeout=0.5), 60, "h1 to reach h0 from the new NBMA address")
+        assert any(str(s.remote_host) == new and s.state == "ESTABLISHED" for s in lab.node(HUB).ike_sas())
+    wait_until(lambda: hub_nbma_of(lab, S1) == NBMA[S1], HOLDTIME, f"the hub's cache to map {S1} back to {NBMA[S1]}",
+               state=lambda: hub_nbma_of(lab, S1))
+    wait_until(lambda: lab.ping(H1, "h0", timeout=0.5), 60, "h1 to reach h0 from the old NBMA address")
+
+
+def test_ipsec_authentication_mismatch_refused_then_recovered(lab, wait_until):
+    """spoke1 with a wrong pre-shared key: the hub refuses its IKE_AUTH, its registration lapses;
+    with the right key back it authenticates and registers again.
+
+    This is the IKE side of authentication. NHRP's own ``ip nhrp authentication`` needs FRR
+    9.1 or later; on FRR 8.4 labkit refuses such a topology before starting (docs/dmvpn.md).
+    """
+    with lab.faults.set_psk(S1, "not-the-lab-key"):
+        # as initiator spoke1 logs the hub's AUTHENTICATION_FAILED notify; as responder its own N(AUTH_FAILED)
+        wait_until(lambda: any(k in lab.node(S1).log("charon") for k in ("AUTHENTICATION_FAILED", "N(AUTH_FAILED)")),
+                   2 * HOLDTIME, f"IKE authentication between {S1} and the hub to fail")
+        wait_until(lambda: not registered(lab, S1), 2 * HOLDTIME, f"{S1}'s registration to lapse at the hub",
+                   state=lab.node(HUB).nhrp_cache)
+        assert not [s for s in lab.node(S1).ike_sas() if s.state == "ESTABLISHED"], lab.node(S1).ike_sas()
+    wait_until(lambda: registered(lab, S1), 3 * HOLDTIME, f"{S1} registered again with the right key",
+               state=lab.node(HUB).nhrp_cache)
+    wait_until(lambda: checks.hub_spoke_ipsec(lab), 60, "hub-spoke SAs back after the key is fixed")

@@ -16,6 +16,7 @@ import ipaddress
 import pytest
 
 from labkit import checks
+from labkit.wait import holds_for, wait_until
 
 pytestmark = pytest.mark.runtimes("netns", reason="runtime-independent behaviour; CI runs docker on dmvpn_phase2")
 
@@ -68,3 +69,29 @@ def test_redirect_installs_an_nhrp_route_more_specific_than_the_summary(lab):
 
 def test_path_goes_direct_after_the_redirect(lab):
     checks.path_direct(lab, H1, H2, avoid=HUB)
+
+
+HOLDTIME = 30
+
+
+def nhrp_route_to_lan2(lab) -> bool:
+    r = routes_by_dst(lab.node(S1)).get(LAN2)
+    return r is not None and r.proto == "nhrp"
+
+
+def test_remote_lan_loss_no_purge_the_shortcut_expires_at_its_holdtime(lab):
+    """IOS purges a shortcut at once when the remote LAN goes; FRR 8.4 sends no NHRP Purge.
+
+    spoke2's LAN interface goes down: spoke1 keeps its NHRP route to the lost LAN (asserted for
+    5 s, where a purge would take milliseconds) until the entry's holdtime runs out.
+    """
+    checks.shortcut_established(lab, S1, S2)
+    checks.nhrp_route(lab, S1, S2)
+    with lab.faults.link_down(S2, "eth1"):
+        wait_until(lambda: LAN2 not in routes_by_dst(lab.node(S2)), 10, f"{S2} to lose its LAN {LAN2}")
+        holds_for(lambda: nhrp_route_to_lan2(lab), 5, f"{S1}'s NHRP route to {LAN2} (no purge)",
+                  state=lambda: routes_by_dst(lab.node(S1)).get(LAN2))
+        wait_until(lambda: not nhrp_route_to_lan2(lab), HOLDTIME + 15, f"{S1}'s NHRP route to {LAN2} to expire",
+                   state=lambda: routes_by_dst(lab.node(S1)).get(LAN2))
+    # the summary still covers the LAN; once it is back, traffic resolves a new shortcut
+    assert SUMMARY in routes_by_dst(lab.node(S1))
