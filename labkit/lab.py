@@ -252,22 +252,37 @@ class Lab:
         wait_until(registered, self.converge_timeout, f"spokes {sorted(expected)} registered at {hub.name}",
                    state=lambda: [(e.type, str(e.protocol), str(e.nbma)) for e in hub.nhrp_cache()])
 
-        def bgp_up():
-            peers = hub.bgp_peers()
-            return all(peers.get(a) == "Established" for a in expected)
+        # spokes sharing a NAT box's address: transport-mode IPsec serves one of each group (docs/dmvpn.md)
+        groups = topo.shared_nat_groups() if topo.dmvpn.ipsec.enabled else []
+        for group in groups:
+            self.progress(f"[{topo.name}] {', '.join(group)} share one NAT address: ESP transport mode serves "
+                          "only one of them; convergence waits for one")
+        shared = {s for g in groups for s in g}
+        tun = {s.name: str(s.spec.tunnel_address) for s in spokes}
+
+        def serving(up: set[str]) -> bool:
+            return all(tun[s.name] in up for s in spokes if s.name not in shared) and \
+                all(any(tun[s] in up for s in g) for g in groups)
 
         if topo.dmvpn.igp:
             def adjacent():
-                up = {str(n.address) for n in hub.igp_neighbours() if n.full}
-                return expected <= up
+                return serving({str(n.address) for n in hub.igp_neighbours() if n.full})
 
             wait_until(adjacent, self.converge_timeout,
                        f"{topo.dmvpn.protocol.upper()} adjacencies hub<->{sorted(expected)} up",
                        state=lambda: [(str(n.address), n.state, n.role) for n in hub.igp_neighbours()])
+            up = {str(n.address) for n in hub.igp_neighbours() if n.full}
         else:
+            def bgp_up():
+                peers = hub.bgp_peers()
+                return serving({a for a in expected if peers.get(a) == "Established"})
+
             wait_until(bgp_up, self.converge_timeout, f"BGP sessions hub<->{sorted(expected)} Established",
                        state=hub.bgp_peers)
-        lans = {str(net) for net in topo.dmvpn_lans()}
+            up = {a for a, state in hub.bgp_peers().items() if state == "Established"}
+        spokes = [s for s in spokes if tun[s.name] in up]
+        served = [hub.name] + [s.name for s in spokes]
+        lans = {str(net) for n in served for net in topo.lans(n)}
         summary = topo.summary()
         for router in [hub] + spokes:
             mine = {str(ep.address.network) for ep in topo.endpoints(router.name)}

@@ -182,6 +182,20 @@ class Topology:
         behind = self.nat_of(node)
         return self.outside(behind[1].name).address.ip if behind else self.nbma(node).address.ip
 
+    def shared_nat_groups(self) -> list[list[str]]:
+        """Spokes that share one public NBMA address (behind the same NAT box), in groups of two or more.
+
+        ESP transport mode protecting GRE cannot tell such spokes apart: the hub's kernel has one
+        GRE policy towards that address, so only one of each group is served (docs/dmvpn.md).
+        """
+        by_public: dict[ipaddress.IPv4Address, list[str]] = {}
+        for spoke in self.spokes():
+            try:
+                by_public.setdefault(self.public_nbma(spoke.name), []).append(spoke.name)
+            except LookupError:
+                continue
+        return [names for names in by_public.values() if len(names) > 1]
+
     def lans(self, node: str) -> list[ipaddress.IPv4Network]:
         """The networks of ``node`` other than its NBMA network (its LANs)."""
         try:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .exec import CommandResult
 from .model import Node
 from .probes import igp, ipsec, links, nhrp, routes
-from .probes.vty import vty_command, vty_configure, vty_json
+from .probes.vty import vty_command, vty_configure, vty_json, vty_running_config
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -47,6 +47,10 @@ class NodeHandle:
     def vty(self, daemon: str, command: str) -> str:
         """Run a vty command on one FRR daemon of this node (``show ...``)."""
         return vty_command(self.lab.runtime.node_path(self.name, f"/run/frr/{daemon}.vty"), command)
+
+    def running_config(self, daemon: str) -> str:
+        """The running configuration of one FRR daemon of this node."""
+        return vty_running_config(self.lab.runtime.node_path(self.name, f"/run/frr/{daemon}.vty"))
 
     def configure(self, daemon: str, *lines: str) -> None:
         """Change a running FRR daemon's configuration (``configure terminal`` + ``lines``)."""

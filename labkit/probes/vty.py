@@ -49,6 +49,14 @@ def vty_raw(socket_path: str, command: str, timeout: float = 10.0) -> tuple[int,
     return vty_session(socket_path, [command], timeout)[0]
 
 
+def vty_running_config(socket_path: str, timeout: float = 10.0) -> str:
+    """The daemon's running configuration (``show running-config`` needs the enable node)."""
+    status, text = vty_session(socket_path, ["enable", "show running-config"], timeout)[-1]
+    if status != 0:
+        raise VtyError(f"'show running-config' failed (status {status}): {text.strip()}")
+    return text
+
+
 def vty_configure(socket_path: str, lines: list[str], timeout: float = 10.0) -> None:
     """Apply configuration lines (``interface gre1``, `` ip ospf ...``) to a running daemon.
 

@@ -70,3 +70,4 @@ def test_phase_and_protocol_must_agree(tmp_path, change, message):
     path.write_text(OSPF.read_text().replace(*change))
     with pytest.raises(TopologyError, match=message):
         load(path)
+

@@ -29,8 +29,8 @@ LAN0, LAN2 = ipaddress.ip_network("10.0.0.0/24"), ipaddress.ip_network("10.0.2.0
 
 
 def test_spokes_never_resolve_and_the_hub_never_redirects(lab_node):
-    assert "ip nhrp shortcut" not in lab_node(S1).vty("nhrpd", "show running-config")
-    hub = lab_node(HUB).vty("nhrpd", "show running-config")
+    assert "ip nhrp shortcut" not in lab_node(S1).running_config("nhrpd")
+    hub = lab_node(HUB).running_config("nhrpd")
     assert "ip nhrp redirect" not in hub and "ip nhrp map multicast dynamic" in hub
     assert lab_node(HUB).gre().multicast and lab_node(S1).gre().multicast
 
