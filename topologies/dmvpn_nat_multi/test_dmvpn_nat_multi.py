@@ -26,13 +26,13 @@ PRIVATE = {S1: "192.168.1.2", S2: "192.168.2.2", S3: "192.168.1.3"}
 PUBLIC = {S1: "203.0.113.2", S2: "203.0.113.3", S3: "203.0.113.2"}
 
 
-def hears_the_hub(lab, spoke: str) -> bool:
-    """The spoke got the hub's registration reply: its NHS entry carries the hub's tunnel address."""
-    return any(str(n.protocol) == TUNNEL[HUB] for n in lab.node(spoke).nhrp_nhs())
+def reaches_the_hub_lan(lab, spoke: str, tries: int = 3) -> bool:
+    return any(lab.ping(HOSTS[spoke], "h0", timeout=1) for _ in range(tries))
 
 
 def served(lab) -> list[str]:
-    return [s for s in (S1, S3) if hears_the_hub(lab, s)]
+    """The spokes behind nat1 whose hosts reach the hub's LAN."""
+    return [s for s in (S1, S3) if reaches_the_hub_lan(lab, s)]
 
 
 def test_every_spoke_registers_through_its_nat(lab_node):
@@ -44,7 +44,7 @@ def test_every_spoke_registers_through_its_nat(lab_node):
 
 
 def test_a_spoke_behind_its_own_nat_works(lab):
-    assert hears_the_hub(lab, S2), lab.node(S2).nhrp_nhs()
+    assert any(str(n.protocol) == TUNNEL[HUB] for n in lab.node(S2).nhrp_nhs()), lab.node(S2).nhrp_nhs()
     ike, child = checks.transport_gre_sa(lab, S2, HUB)
     assert ike.nat_any and child.encap, (ike, child)
     assert lab.node(HUB).bgp_peers()[TUNNEL[S2]] == "Established"
@@ -66,11 +66,9 @@ def test_shared_nat_serves_only_one_spoke_in_transport_mode(lab, lab_host):
     policies = lab_host(HUB).run(f"ip xfrm policy list dst {PUBLIC[S1]}/32 proto gre dir out").stdout
     assert policies.count("dir out") == 1, policies
     winners = served(lab)
-    assert len(winners) == 1, f"expected exactly one of {S1}, {S3} to hear the hub; served: {winners}"
+    assert len(winners) == 1, f"expected exactly one of {S1}, {S3} to reach the hub's LAN; served: {winners}"
     (winner,) = winners
     (loser,) = {S1, S3} - {winner}
-    assert lab.ping(HOSTS[winner], "h0", timeout=2)
-    assert not any(lab.ping(HOSTS[loser], "h0", timeout=1) for _ in range(3))
     peers = lab.node(HUB).bgp_peers()
     assert peers.get(TUNNEL[winner]) == "Established" and peers.get(TUNNEL[loser]) != "Established", peers
 
