@@ -72,7 +72,10 @@ class _Collector:
 
 
 def _schema_message(err: jsonschema.ValidationError) -> tuple[str, str]:
-    """A readable message and hint for a schema error."""
+    """A readable message and hint for a schema error. A secret's value is never echoed."""
+    if tuple(err.absolute_path)[-1:] == ("psk",):
+        return "the pre-shared key is not acceptable (its value is not shown)", \
+            "use at least 8 characters, without quotes, backslashes or spaces; or leave it out to have one generated"
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         return err.message, f"allowed fields here: {', '.join(allowed)}" if allowed else ""
@@ -244,6 +247,7 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
         segments.append(Segment(name, prefix, tuple(eps)))
 
     _check_endpoints(links, segments, col)
+    _check_overlaps(links, segments, col)
     used = {(ep.node, ep.ifname) for link in links for ep in link.endpoints} | {(ep.node, ep.ifname) for s in segments for ep in s.members}
     dmvpn = _build_dmvpn(data.get("dmvpn"), nodes, segments, col, used) if "dmvpn" in data else None
     if dmvpn:
@@ -261,6 +265,21 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
                     col.add(("dmvpn", "routing", "summary"), f"the summary {dmvpn.summary} does not cover {lan}, "
                             f"a LAN of {n.name}", "widen the summary, or leave it out to have it computed")
     return topo
+
+
+def _check_overlaps(links, segments, col: _Collector) -> None:
+    """Two links or segments whose prefixes overlap would route ambiguously: name both."""
+    seen: list[tuple[ipaddress.IPv4Network, str]] = []
+    places = [(("links", i, "prefix"), l.prefix) for i, l in enumerate(links)]
+    places += [(("segments", s.name, "prefix"), s.prefix) for s in segments]
+    for where, prefix in places:
+        if prefix is None:
+            continue
+        for other, at in seen:
+            if prefix.overlaps(other):
+                col.add(where, f"prefix {prefix} overlaps {other} (at {at})", "give each link and segment its own subnet")
+                break
+        seen.append((prefix, _fmt(where)))
 
 
 def _check_endpoints(links, segments, col: _Collector) -> None:
