@@ -142,9 +142,6 @@ class Faults:
 
     def _retarget(self, node: str, old: ipaddress.IPv4Address, new: ipaddress.IPv4Address) -> None:
         """Point the mGRE's local address and charon's connection at ``new``."""
-        from . import swanload
-        from .expand.strongswan import VICI_SOCKET
-
         gre = self.lab.plan.nodes[node].gre
         with kernel.iproute(self._pid(node)) as ipr:
             # changelink replaces every GRE parameter: restate them all with the new local
@@ -154,9 +151,17 @@ class Faults:
                      gre_link=ipr.link_lookup(ifname=gre.dev)[0])
         conf = self.lab.plan.nodes[node].swanctl
         if conf:
-            text = self.lab.runtime.read_file(node, conf).replace(f"= {old}\n", f"= {new}\n")
-            self.lab.runtime.write_file(node, conf, text)
-            swanload.load(self.lab.runtime.node_path(node, VICI_SOCKET), text)
+            self._reload_swanctl(node, self.lab.runtime.read_file(node, conf).replace(f"= {old}\n", f"= {new}\n"))
+
+    def _reload_swanctl(self, node: str, text: str) -> str:
+        """Write ``node``'s swanctl.conf and load it into charon over vici; return the vici socket path."""
+        from . import swanload
+        from .expand.strongswan import VICI_SOCKET
+
+        self.lab.runtime.write_file(node, self.lab.plan.nodes[node].swanctl, text)
+        vici = self.lab.runtime.node_path(node, VICI_SOCKET)
+        swanload.load(vici, text)
+        return vici
 
     def _replace_addresses(self, node: str, ifname: str, new: list[ipaddress.IPv4Interface]):
         with kernel.iproute(self._pid(node)) as ipr:
@@ -202,8 +207,6 @@ class Faults:
 
         Undo: the lab's key comes back (the SAs are closed again, so recovery starts at once).
         """
-        from . import swanload
-        from .expand.strongswan import VICI_SOCKET
         from .probes import ipsec
 
         lab = self.lab
@@ -211,12 +214,9 @@ class Faults:
         if not conf:
             raise LabError(f"{node} runs no IPsec")
         original = lab.runtime.read_file(node, conf)
-        vici = lab.runtime.node_path(node, VICI_SOCKET)
 
         def apply(text: str) -> None:
-            lab.runtime.write_file(node, conf, text)
-            swanload.load(vici, text)
-            ipsec.terminate_all(vici)
+            ipsec.terminate_all(self._reload_swanctl(node, text))
         changed = original.replace(f'secret = "{lab.plan.psk}"', f'secret = "{psk}"')
         if changed == original:
             raise LabError(f"{node}'s swanctl.conf does not hold the lab's key: nothing to change")

@@ -260,26 +260,22 @@ class Lab:
         shared = {s for g in groups for s in g}
         tun = {s.name: str(s.spec.tunnel_address) for s in spokes}
 
-        def serving(up: set[str]) -> bool:
-            return all(tun[s.name] in up for s in spokes if s.name not in shared) and \
+        def serving(up: set[str]) -> list[set[str]] | None:
+            """``[up]`` (tunnel addresses with a routing session; listed, so an empty set still counts)
+            once every spoke that can be served is in it."""
+            enough = all(tun[s.name] in up for s in spokes if s.name not in shared) and \
                 all(any(tun[s] in up for s in g) for g in groups)
+            return [up] if enough else None
 
         if topo.dmvpn.igp:
-            def adjacent():
-                return serving({str(n.address) for n in hub.igp_neighbours() if n.full})
-
-            wait_until(adjacent, self.converge_timeout,
-                       f"{topo.dmvpn.protocol.upper()} adjacencies hub<->{sorted(expected)} up",
-                       state=lambda: [(str(n.address), n.state, n.role) for n in hub.igp_neighbours()])
-            up = {str(n.address) for n in hub.igp_neighbours() if n.full}
+            (up,) = wait_until(lambda: serving({str(n.address) for n in hub.igp_neighbours() if n.full}),
+                               self.converge_timeout,
+                               f"{topo.dmvpn.protocol.upper()} adjacencies hub<->{sorted(expected)} up",
+                               state=lambda: [(str(n.address), n.state, n.role) for n in hub.igp_neighbours()])
         else:
-            def bgp_up():
-                peers = hub.bgp_peers()
-                return serving({a for a in expected if peers.get(a) == "Established"})
-
-            wait_until(bgp_up, self.converge_timeout, f"BGP sessions hub<->{sorted(expected)} Established",
-                       state=hub.bgp_peers)
-            up = {a for a, state in hub.bgp_peers().items() if state == "Established"}
+            (up,) = wait_until(lambda: serving({a for a, state in hub.bgp_peers().items() if state == "Established"}),
+                               self.converge_timeout, f"BGP sessions hub<->{sorted(expected)} Established",
+                               state=hub.bgp_peers)
         spokes = [s for s in spokes if tun[s.name] in up]
         served = [hub.name] + [s.name for s in spokes]
         lans = {str(net) for n in served for net in topo.lans(n)}

@@ -1,4 +1,4 @@
-"""Render FRR configuration (zebra, nhrpd, bgpd/ospfd/eigrpd) and the daemon command lines for a node."""
+"""Render FRR configuration (zebra, nhrpd, bgpd or ospfd) and the daemon command lines for a node."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ CONF_DIR = "/run/labkit/frr"
 LOG_DIR = "/run/labkit/log"
 NFLOG_GROUP = 1
 MCAST_NFLOG_GROUP = 2  # phase 1: multicast leaving the tunnel, sent by nhrpd to each NBMA it maps multicast to
-IGP_HELLO, IGP_DEAD = 2, 8
-OSPF_TUNNEL_NETWORK = "point-to-multipoint"  # seconds: OSPF hello/dead, EIGRP hello/hold on the tunnel
+IGP_HELLO, IGP_DEAD = 2, 8  # seconds: OSPF hello/dead intervals on the tunnel
+OSPF_TUNNEL_NETWORK = "point-to-multipoint"
 VICI_PROFILE = "dmvpn"  # the swanctl connection nhrpd asks charon to initiate in vici mode
 
 
