@@ -46,14 +46,15 @@ def _runtime(args) -> str:
     return args.runtime or runtime_from_env()
 
 
-def _in_sandbox(args, argv_tail: list[str]) -> int:
+def _in_sandbox(args, argv_tail: list[str], remove_if_killed: list[str] = ()) -> int:
     """Re-run this very command inside the VM sandbox; its console goes to our stderr."""
     runtime = _runtime(args)
     extra_env = dockerd.guest_env([runtime], [load(args.dir)], args.image, stderr_progress)
     argv = [sys.executable, "-m", "labkit.cli", *argv_tail, "--runtime", runtime]
     if args.image:
         argv += ["--image", args.image]
-    return vm.run(argv, cwd=os.getcwd(), progress=stderr_progress, console=sys.stderr.buffer, extra_env=extra_env)
+    return vm.run(argv, cwd=os.getcwd(), progress=stderr_progress, console=sys.stderr.buffer, extra_env=extra_env,
+                  remove_if_killed=list(remove_if_killed))
 
 
 def cmd_run(args) -> int:
@@ -62,11 +63,11 @@ def cmd_run(args) -> int:
     if _decide(args, args.dir).use:
         # The result does not travel through the VM console: the guest writes the report into
         # the shared working directory and this process prints it.
-        tmp = tempfile.mkdtemp(prefix=".labkit-run-", dir=os.getcwd())
+        tmp = tempfile.mkdtemp(prefix=f".labkit-run-{os.getpid()}-", dir=os.getcwd())
         report_file = os.path.join(tmp, "report")
         try:
             rc = _in_sandbox(args, ["run", args.dir, "--sandbox", "off", "--report-file", report_file]
-                             + (["--json"] if args.json else []))
+                             + (["--json"] if args.json else []), remove_if_killed=[tmp])
             if not os.path.exists(report_file):
                 raise LabkitError(f"the sandboxed run ended (exit code {rc}) without a report; its output is above")
             with open(report_file) as f:
@@ -98,8 +99,16 @@ def cmd_up(args) -> int:
             "with GRE, ESP and NFLOG (any stock Debian/Ubuntu kernel)")
     lab = Lab.from_path(args.dir, detach=True, progress=stderr_progress, converge_timeout=args.converge_timeout,
                         runtime=_runtime(args), image=args.image)
-    lab.up()
-    rec = state.LabRecord(lab.id, str(lab.topology.source.resolve()), lab.runtime.name, lab.runtime.pids, os.getpid(), time.time())
+    # recorded before anything exists: if this process dies half-way, cleanup knows the lab is an orphan
+    rec = state.LabRecord(lab.id, str(lab.topology.source.resolve()), _runtime(args), {}, os.getpid(), time.time(),
+                          status="starting")
+    state.save(rec)
+    try:
+        lab.up()
+    except BaseException:
+        state.forget(lab.id)  # up() has torn the partial lab down
+        raise
+    rec.pids, rec.status = lab.runtime.pids, "up"
     state.save(rec)
     print(f"lab {lab.id} is up: {lab.topology.name} ({', '.join(lab.topology.nodes)})")
     print(f"  labkit exec {next(iter(lab.topology.nodes))} -- ip -br addr   |   labkit status   |   labkit down {lab.id}")
@@ -125,7 +134,8 @@ def cmd_status(args) -> int:
         return 0
     for rec in recs:
         alive = rec.alive()
-        print(f"{rec.id}  {'up  ' if alive else 'GONE'}  {rec.topology}  ({rec.runtime}, {len(rec.pids)} namespaces)")
+        how = "up  " if alive else "starting" if rec.status == "starting" and rec.protected() else "GONE"
+        print(f"{rec.id}  {how}  {rec.topology}  ({rec.runtime}, {len(rec.pids)} namespaces)")
         if alive and not args.brief:
             lab = Lab(load(rec.topology), lab_id=rec.id)
             lab.runtime = _attach(rec)

@@ -128,10 +128,21 @@ class Lab:
         return self
 
     def down(self) -> None:
-        """Tear everything down. Idempotent."""
-        if self.runtime is not None:
-            self.runtime.destroy()
+        """Tear everything down, then check that nothing of the lab is left. Idempotent.
+
+        Raises:
+            LabError: the residue check found processes, containers or interfaces of this lab.
+        """
+        if self.runtime is None:
+            return
+        self.runtime.destroy()
         self._daemons.clear()
+        from . import state
+
+        left = state.residue(self.id, client=getattr(self.runtime, "client", None) or False)
+        if left:
+            raise LabError(f"teardown of lab {self.id} left {len(left)} thing(s) behind: {'; '.join(left)}. "
+                           "'labkit cleanup --all' removes them")
 
     # -- daemons -------------------------------------------------------------------------------
     def _start_daemons(self) -> None:

@@ -83,7 +83,7 @@ class IPsec:
     enabled: bool = True
     ike_proposals: tuple[str, ...] = ("aes256-sha256-modp2048",)
     esp_proposals: tuple[str, ...] = ("aes256gcm16",)
-    psk: str | None = None  # None: generated per lab
+    psk: str | None = field(default=None, repr=False)  # None: generated per lab; a secret, never in a repr
     inactivity: int | None = None  # seconds without traffic before a CHILD_SA closes (None: never)
     mode: str = "trap"  # trap: strongSwan trap policies; vici: nhrpd drives IKE ('tunnel protection vici')
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from .sandbox import dockerd, vm
 
 _DECISION_KEY = pytest.StashKey[str]()
 _FAILED_KEY = pytest.StashKey[set]()
+_HOST_KEY = pytest.StashKey[dict]()
 
 
 def _runtime_arg(value: str) -> list[str]:
@@ -53,6 +55,9 @@ def add_options(add) -> None:
     add("--lab-artifacts", default=None, metavar="DIR",
         help="copy daemon logs of labs with failed tests here (default: .labkit-artifacts in the rootdir)")
     add("--converge-timeout", type=float, default=300.0, help="seconds a lab may take to converge (default 300)")
+    add("--check-host", action="store_true", default=None,
+        help="snapshot the host's own network (links, addresses, routes, rules, xfrm, firewall, net sysctls) "
+             "before the session and fail it if anything changed (default: on when $CI is set)")
     add("--forbid-skips", action="store_true", default=None,
         help="fail the session if any lab test is skipped (default: on when $CI is set)")
 
@@ -169,12 +174,13 @@ def pytest_cmdline_main(config: pytest.Config):
     argv = [sys.executable, "-m", "pytest", *config.invocation_params.args]
     # The outcome must not depend on the VM console alone (it has dropped output on a slow
     # host): the inner session also writes JUnit XML into the shared directory.
-    tmp = Path(tempfile.mkdtemp(prefix=".labkit-run-", dir=str(config.invocation_params.dir)))
+    tmp = Path(tempfile.mkdtemp(prefix=f".labkit-run-{os.getpid()}-", dir=str(config.invocation_params.dir)))
     junit = tmp / "junit.xml"
     if not config.getoption("xmlpath", None):
         argv.append(f"--junitxml={junit}")
     try:
-        rc = vm.run(argv, cwd=str(config.invocation_params.dir), progress=say, extra_env=extra_env)
+        rc = vm.run(argv, cwd=str(config.invocation_params.dir), progress=say, extra_env=extra_env,
+                    remove_if_killed=[str(tmp)])
         tw.write(_junit_summary(junit, rc) + "\n")
         tw.flush()
         return rc
@@ -223,6 +229,46 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _SKIPS.append(report.nodeid)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Leftovers of crashed runs (labs and sandbox VMs whose owner died) go before any lab starts."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: its controller did it
+        return
+    from . import state
+
+    try:
+        removed = state.cleanup()
+    except LabkitError as exc:
+        sys.stderr.write(f"labkit: warning: could not remove leftovers of crashed runs: {exc}\n")
+        return
+    vms = [] if vm.inside() else vm.kill_orphaned_vms()
+    if removed or vms:
+        sys.stderr.write(f"labkit: removed leftovers of crashed runs: {len(removed)} lab(s) {' '.join(removed)}, "
+                         f"{len(vms)} sandbox VM process(es)\n")
+    if _checks_host(session.config):
+        from . import hoststate
+
+        session.config.stash[_HOST_KEY] = hoststate.snapshot()
+
+
+def _checks_host(config: pytest.Config) -> bool:
+    check = config.getoption("check_host")
+    return (bool(os.environ.get("CI")) if check is None else check) and not config.getoption("keep_lab")
+
+
+def _compare_host(session: pytest.Session) -> None:
+    before = session.config.stash.get(_HOST_KEY, None)
+    if before is None:
+        return
+    from . import hoststate
+
+    changes = hoststate.diff(before, hoststate.snapshot())
+    if changes:
+        sys.stderr.write(f"labkit: the host's own network changed during the session ({len(changes)} change(s)):\n")
+        for line in changes:
+            sys.stderr.write(f"  {line}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A lab test that skipped is a test that did not run: with --forbid-skips (CI) that fails the run."""
     forbid = session.config.getoption("forbid_skips")
@@ -234,7 +280,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # Ctrl-C skips fixture teardown: labs still up are taken down here, properly
         for the_lab in list(_LIVE_LABS):
             sys.stderr.write(f"labkit: session interrupted; tearing down lab {the_lab.id}\n")
-            the_lab.down()
+            try:
+                the_lab.down()
+            except LabkitError as exc:
+                sys.stderr.write(f"labkit: {exc}\n")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
             _LIVE_LABS.remove(the_lab)
 
         leftovers = {lid for lid, info in state.scan().items() if info["mine"]}
@@ -243,6 +293,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                              "running; removing them\n")
             state.cleanup(lab_ids=leftovers)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        _compare_host(session)
     lab_skips = [n for n in _SKIPS if "topologies/" in n]
     if forbid and lab_skips:
         sys.stderr.write(f"labkit: {len(lab_skips)} lab test(s) skipped; skips are failures here (--forbid-skips / CI):\n")
@@ -286,8 +337,9 @@ def lab(request: pytest.FixtureRequest, labkit_runtime: str):
         with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             reporter.write_line(f"labkit: {msg}")
 
+    keep = config.getoption("keep_lab") and not vm.inside()
     the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress,
-                            runtime=labkit_runtime, image=config.getoption("labkit_image"))
+                            runtime=labkit_runtime, image=config.getoption("labkit_image"), detach=keep)
     the_lab.up()
     _LIVE_LABS.append(the_lab)
     try:
@@ -295,11 +347,15 @@ def lab(request: pytest.FixtureRequest, labkit_runtime: str):
     finally:
         if request.module.__name__ in config.stash[_FAILED_KEY]:
             _save_artifacts(the_lab, config)
-        if not config.getoption("keep_lab") or vm.inside():
+        if not keep:
             the_lab.down()
             _LIVE_LABS.remove(the_lab)
-        else:
-            sys.stderr.write(f"labkit: keeping lab {the_lab.id} (--keep-lab); remove it with 'labkit cleanup'\n")
+        else:  # recorded like `labkit up`: `labkit status`/`exec` reach it, cleanup leaves it alone
+            from . import state
+
+            state.save(state.LabRecord(the_lab.id, str(topo), the_lab.runtime.name, the_lab.runtime.pids,
+                                       os.getpid(), time.time()))
+            sys.stderr.write(f"labkit: keeping lab {the_lab.id} (--keep-lab); remove it with 'labkit down {the_lab.id}'\n")
 
 
 def _save_artifacts(the_lab: Lab, config: pytest.Config) -> None:

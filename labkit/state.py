@@ -1,20 +1,27 @@
 """Labs that outlive a command (``labkit up``): their records, and cleanup of any leftovers.
 
-A record is a small JSON file per lab under ``/run/labkit/labs``. Cleanup does not trust the
-records alone: every process whose mount namespace carries the labkit marker belongs to a lab,
-so leftovers of crashed runs are found even when no record was written.
+A record is a small JSON file per lab under ``/run/labkit/labs``. ``labkit up`` writes it
+*before* creating anything (status ``starting``) and marks it ``up`` once the lab converged, so a
+run killed half-way is still an orphan. Cleanup does not trust the records alone: every process
+whose mount namespace carries the labkit marker belongs to a lab, and every container carries
+labkit labels, so leftovers of crashed runs are found even when no record was written.
+
+:func:`residue` is the independent check that nothing of a lab is left: processes, namespaces,
+containers, host links, and the sandbox VMs and temp dirs of its owner.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .runtime import engine, ns
 from .runtime.netns import _reap, kill_node
+from .sandbox.vm import VM_TMP_PREFIX
 
 STATE_DIR = Path(os.environ.get("LABKIT_STATE_DIR", "/run/labkit/labs"))
 
@@ -27,6 +34,11 @@ class LabRecord:
     pids: dict[str, int]
     owner: int
     created: float
+    status: str = "up"  # "starting" while `labkit up` runs: a dead owner then means an orphan
+
+    def protected(self) -> bool:
+        """Whether cleanup must leave this lab alone (it is up, or its `labkit up` is still running)."""
+        return self.status == "up" or _owner_alive(self.owner)
 
     def alive(self) -> bool:
         """Whether any node still exists (each carries the labkit marker in its ``/run``)."""
@@ -105,7 +117,7 @@ def scan(docker: bool = True, client=None) -> dict[str, dict]:
             owner = labels.get(f"{dk.LABEL}.owner", "")
             labs[lid] = {"runtime": "docker", "owner": int(owner.partition(":")[0] or 0),
                          "mine": owner == dk.owner_id(),
-                         "orphaned": labels.get(f"{dk.LABEL}.detached") != "1" and not dk.owner_alive(owner),
+                         "orphaned": not dk.owner_alive(owner),
                          "holders": {c.labels.get(f"{dk.LABEL}.node", c.name): c.name for c in containers}}
     return labs
 
@@ -119,7 +131,7 @@ def cleanup(all_labs: bool = False, lab_id: str | None = None, lab_ids: set[str]
     """
     wanted = set(lab_ids or ()) | ({lab_id} if lab_id else set())
     removed = []
-    recorded = {r.id for r in records()}
+    recorded = {r.id for r in records() if r.protected()}
     docker_labs = set()
     client = engine.client_or_none()  # one connection for the scan and the removal
     for lid, info in scan(docker=False, client=client).items():
@@ -143,7 +155,49 @@ def cleanup(all_labs: bool = False, lab_id: str | None = None, lab_ids: set[str]
         removed += remove_labs(client, docker_labs)
         for lid in docker_labs:
             forget(lid)
-    for rec in records():  # records whose nodes are already gone
-        if (all_labs or rec.id in wanted) and not rec.alive():
+    for rec in records():  # records whose nodes are already gone, or whose `labkit up` died
+        if (all_labs or rec.id in wanted or not rec.protected()) and not rec.alive():
             forget(rec.id)
     return removed
+
+
+def residue(lab_id: str, owner: int | None = None, client=None) -> list[str]:
+    """Everything of lab ``lab_id`` (and of the labkit process ``owner``) still on this host.
+
+    Checked independently of the runtime that made them: processes carrying the lab's marker
+    (namespace holders) or its ``LABKIT_LAB`` environment (daemons), containers labelled with
+    it, host interfaces named after it, and, for ``owner``, sandbox VM processes and temp dirs.
+    An empty list means the lab left nothing behind.
+    """
+    found = []
+    vm_tag = f"/{VM_TMP_PREFIX}{owner}-" if owner else None
+    needle = f"LABKIT_LAB={lab_id}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        if (ns.read_marker(pid) or {}).get("lab") == lab_id:
+            found.append(f"namespace holder or process {pid} (marker of {lab_id})")
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in environ:
+            found.append(f"process {pid} ({cmdline.strip()[:60]}) with {needle.decode()}")
+        elif vm_tag and vm_tag in cmdline:
+            found.append(f"sandbox VM process {pid} of owner {owner}")
+    if vm_tag:
+        found += [f"temp dir {d}" for d in Path(tempfile.gettempdir()).glob(f"{VM_TMP_PREFIX}{owner}-*")]
+    try:
+        found += [f"host interface {name}" for name in os.listdir("/sys/class/net") if lab_id in name]
+    except OSError:
+        pass
+    if client is None:  # False: the lab's runtime makes no containers, do not ask an engine
+        client = engine.client_or_none()
+    if client not in (None, False):
+        from .runtime import docker as dk
+
+        found += [f"container {c.name}" for c in dk.lab_containers(client, lab_id).get(lab_id, [])]
+    return found

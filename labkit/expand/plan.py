@@ -50,7 +50,7 @@ class NodePlan:
     sysctls: dict[str, str] = field(default_factory=dict)
     routes: list[RoutePlan] = field(default_factory=list)
     firewall: list[tuple[str, ...]] = field(default_factory=list)  # iptables argv lists
-    files: dict[str, str] = field(default_factory=dict)  # node path -> content
+    files: dict[str, str] = field(default_factory=dict, repr=False)  # node path -> content (may hold the PSK)
     daemons: list[DaemonPlan] = field(default_factory=list)
     swanctl: str | None = None  # node path of swanctl.conf, loaded over vici once charon serves
 
@@ -74,4 +74,4 @@ class LabPlan:
     nodes: dict[str, NodePlan]
     segments: list[str]
     wires: list[WirePlan]
-    psk: str | None = None
+    psk: str | None = field(default=None, repr=False)  # a secret: never in a repr, log or error

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LabError, PrerequisiteError
@@ -222,11 +223,26 @@ class DockerRuntime(Runtime):
         self._ids.clear()
 
 
-def lab_containers(client) -> dict[str, list]:
-    """Every labkit container on the engine, by lab id."""
-    labs: dict[str, list] = {}
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL}.lab"}):
-        labs.setdefault(c.labels.get(f"{LABEL}.lab", "?"), []).append(c)
+@dataclass(frozen=True)
+class Found:
+    """A labkit container as the engine's list shows it (no inspect: it may vanish meanwhile)."""
+
+    id: str
+    name: str
+    labels: dict
+
+
+def lab_containers(client, lab_id: str | None = None) -> dict[str, list[Found]]:
+    """Every labkit container on the engine (or lab ``lab_id``'s), by lab id.
+
+    One list call and no per-container inspect: labs of other processes are created and removed
+    concurrently (``pytest -n``), and a container gone between list and inspect is no error.
+    """
+    label = f"{LABEL}.lab={lab_id}" if lab_id else f"{LABEL}.lab"
+    labs: dict[str, list[Found]] = {}
+    for c in client.api.containers(all=True, filters={"label": label}):
+        found = Found(c["Id"], (c.get("Names") or ["/?"])[0].lstrip("/"), c.get("Labels") or {})
+        labs.setdefault(found.labels.get(f"{LABEL}.lab", "?"), []).append(found)
     return labs
 
 
@@ -234,14 +250,17 @@ def remove_labs(client, lab_ids: set[str]) -> list[str]:
     """Force-remove (SIGKILL, then delete) every container of ``lab_ids``, in parallel."""
     from docker.errors import APIError, NotFound
 
-    victims = [c for lid, cs in lab_containers(client).items() if lid in lab_ids for c in cs]
+    only = next(iter(lab_ids)) if len(lab_ids) == 1 else None
+    victims = [c for lid, cs in lab_containers(client, only).items() if lid in lab_ids for c in cs]
 
-    def remove(c) -> str | None:
+    def remove(c: Found) -> str | None:
         try:
-            c.remove(force=True)
+            client.api.remove_container(c.id, force=True)
         except NotFound:
             pass
         except APIError as exc:
+            if exc.status_code == 409 and "already in progress" in str(exc):
+                return None  # another cleanup is removing it
             return f"{c.name}: {exc}"
         return None
 
@@ -255,8 +274,8 @@ def remove_labs(client, lab_ids: set[str]) -> list[str]:
 def attach(lab_id: str, pids: dict[str, int] | None = None) -> DockerRuntime:
     """A runtime for an existing lab's containers (``labkit status``), found by label."""
     rt = DockerRuntime(lab_id)
-    for c in lab_containers(rt.client).get(lab_id, []):
+    for c in lab_containers(rt.client, lab_id).get(lab_id, []):
         node = c.labels.get(f"{LABEL}.node", c.name)
         rt._ids[node] = c.id
-        rt._pids[node] = (pids or {}).get(node) or c.attrs["State"]["Pid"]
+        rt._pids[node] = (pids or {}).get(node) or rt.client.api.inspect_container(c.id)["State"]["Pid"]
     return rt

@@ -133,7 +133,11 @@ def kvm_works(kernel: Path, progress=lambda m: None) -> tuple[bool, str]:
     try:
         probe = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
-        rc = probe.wait(timeout=KVM_PROBE_TIMEOUT)
+        watchdog = Watchdog(probe.pid)
+        try:
+            rc = probe.wait(timeout=KVM_PROBE_TIMEOUT)
+        finally:
+            watchdog.release()
         ok = rc == 0
         reason = f"KVM guest booted in {time.monotonic() - t0:.1f}s" if ok else f"KVM guest failed (rc={rc})"
     except subprocess.TimeoutExpired:
@@ -227,11 +231,49 @@ def guest_script(argv: list[str], cwd: str, env: dict[str, str]) -> str:
     )
 
 
+# The watchdog blocks reading a pipe whose only writer is the VM's owner. "done" means the owner
+# finished with the VM; end of file without it means the owner died (even by SIGKILL): the VM's
+# process group is killed and its temp dirs removed.
+_WATCHDOG = (
+    "import os, shutil, signal, sys\n"
+    "if sys.stdin.buffer.read() != b'done':\n"
+    "    try:\n"
+    "        os.killpg(int(sys.argv[1]), signal.SIGKILL)\n"
+    "    except ProcessLookupError:\n"
+    "        pass\n"
+    "    for path in sys.argv[2:]:\n"
+    "        shutil.rmtree(path, ignore_errors=True)\n"
+)
+
+
+class Watchdog:
+    """Kills a VM (its process group) and removes ``paths`` if this process dies before :meth:`release`."""
+
+    def __init__(self, pgid: int, paths: list[str] = ()):
+        r, self._w = os.pipe()  # the write end is ours alone: non-inheritable, closed by exec
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(pgid), *paths], stdin=r,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            os.close(r)
+
+    def release(self) -> None:
+        """The owner is done with the VM: the watchdog exits without touching anything."""
+        try:
+            os.write(self._w, b"done")
+        finally:
+            os.close(self._w)
+        self.proc.wait()
+
+
 def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None, cpus: int | None = None,
-        memory: str = "4G", progress=lambda m: None, console=None, extra_env: dict[str, str] | None = None) -> int:
+        memory: str = "4G", progress=lambda m: None, console=None, extra_env: dict[str, str] | None = None,
+        remove_if_killed: list[str] = ()) -> int:
     """Run ``argv`` inside the VM sandbox and return its exit code.
 
-    The guest's output is copied to ``console`` (a binary stream; default: our stdout).
+    The guest's output is copied to ``console`` (a binary stream; default: our stdout). If this
+    process dies while the VM runs, even by SIGKILL, a watchdog kills the VM and removes its temp
+    dir and ``remove_if_killed``.
 
     Raises:
         PrerequisiteError: when qemu, virtme-ng, busybox or a kernel image is missing.
@@ -264,6 +306,7 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
         # so output redirected to a file is not clobbered.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+        watchdog = Watchdog(proc.pid, [tmp, *remove_if_killed])
         try:
             out = console or sys.stdout.buffer
             for chunk in iter(lambda: proc.stdout.read1(65536), b""):
@@ -274,6 +317,7 @@ def run(argv: list[str], cwd: str | None = None, rwdirs: list[str] | None = None
             _kill_group(proc)
             raise
         finally:
+            watchdog.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     progress(f"VM sandbox: finished in {time.monotonic() - t0:.0f}s with exit code {rc}")

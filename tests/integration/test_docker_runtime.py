@@ -46,7 +46,7 @@ def routed(client):
 
 
 def test_nodes_are_labelled_containers_without_network(routed, client):
-    found = {c.labels["labkit.node"]: c for c in containers(client, routed.id)}
+    found = {c.labels["labkit.node"]: client.containers.get(c.id) for c in containers(client, routed.id)}
     assert set(found) == {"r1", "h1", "h2"}
     for node, c in found.items():
         assert c.name == f"{routed.id}-{node}"
