@@ -202,6 +202,9 @@ def cmd_cleanup(args) -> int:
     vms = vm.kill_orphaned_vms()
     if vms:
         print(f"killed {len(vms)} orphaned sandbox VM process(es): {', '.join(map(str, vms))}")
+    tmp = state.remove_stale_temp_dirs()
+    if tmp:
+        print(f"removed {len(tmp)} temp dir(s) of dead labkit processes: {', '.join(tmp)}")
     return 0
 
 

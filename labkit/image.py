@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -136,7 +137,7 @@ def build_base(client, progress: Callable[[str], None], rebuild: bool = False) -
     url = mirror(codename, sources)
     progress(f"base {tag}: debootstrap --variant=minbase {codename} from {url} (about a minute) ...")
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="labkit-image-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"labkit-image-{os.getpid()}-") as tmp:
         root = Path(tmp, "rootfs")
         argv = ["debootstrap", "--variant=minbase", "--components=main", codename, str(root), url]
         try:

@@ -361,10 +361,15 @@ def lab(request: pytest.FixtureRequest, labkit_runtime: str):
 def _save_artifacts(the_lab: Lab, config: pytest.Config) -> None:
     dest = Path(config.getoption("lab_artifacts") or Path(str(config.rootpath)) / ".labkit-artifacts") / the_lab.topology.name
     dest.mkdir(parents=True, exist_ok=True)
+    secret = the_lab.plan.psk if the_lab.plan else None
     for name in the_lab.topology.nodes:
         src = Path(the_lab.runtime.node_path(name, "/run/labkit"))
         if src.exists():
             shutil.copytree(src, dest / name, dirs_exist_ok=True)
+    if secret:  # artifacts outlive the lab (CI uploads them): the IPsec key does not go with them
+        for f in dest.rglob("*"):
+            if f.is_file() and secret in (text := f.read_text(errors="replace")):
+                f.write_text(text.replace(secret, "<psk redacted>"))
     sys.stderr.write(f"labkit: logs of {the_lab.topology.name} saved in {dest}\n")
 
 

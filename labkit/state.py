@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -161,6 +162,21 @@ def cleanup(all_labs: bool = False, lab_id: str | None = None, lab_ids: set[str]
     return removed
 
 
+TEMP_PREFIXES = (VM_TMP_PREFIX, "labkit-image-")  # + owner pid + "-"
+
+
+def remove_stale_temp_dirs() -> list[str]:
+    """Remove labkit temp dirs (``/tmp/labkit-vm-PID-*``, ``labkit-image-PID-*``) whose owner is dead."""
+    removed = []
+    for prefix in TEMP_PREFIXES:
+        for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            pid = path.name[len(prefix):].partition("-")[0]
+            if pid.isdigit() and not _owner_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(str(path))
+    return removed
+
+
 def residue(lab_id: str, owner: int | None = None, client=None) -> list[str]:
     """Everything of lab ``lab_id`` (and of the labkit process ``owner``) still on this host.
 
@@ -189,7 +205,8 @@ def residue(lab_id: str, owner: int | None = None, client=None) -> list[str]:
         elif vm_tag and vm_tag in cmdline:
             found.append(f"sandbox VM process {pid} of owner {owner}")
     if vm_tag:
-        found += [f"temp dir {d}" for d in Path(tempfile.gettempdir()).glob(f"{VM_TMP_PREFIX}{owner}-*")]
+        found += [f"temp dir {d}" for prefix in TEMP_PREFIXES
+                  for d in Path(tempfile.gettempdir()).glob(f"{prefix}{owner}-*")]
     try:
         found += [f"host interface {name}" for name in os.listdir("/sys/class/net") if lab_id in name]
     except OSError:

@@ -17,8 +17,8 @@ FRR_DIRS = ("run/frr", "run/labkit/log")
 
 
 def node_env(lab_id: str, node: str, env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of every command and daemon in a node."""
-    return {**BASE_ENV, "LABKIT_LAB": lab_id, "LABKIT_NODE": node, **(env or {})}
+    """The environment of every command and daemon in a node: it names the lab and its owner (our pid)."""
+    return {**BASE_ENV, "LABKIT_LAB": lab_id, "LABKIT_NODE": node, "LABKIT_OWNER": str(os.getpid()), **(env or {})}
 
 
 def _frr_ids(root: Path) -> tuple[int, int] | None:

@@ -106,31 +106,6 @@ def _owner(code_after_up: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
 
 
-def test_ctrl_c_in_a_pytest_session_leaves_no_container(client, tmp_path):
-    """A user presses Ctrl-C while a lab test runs: pytest's teardown removes every container."""
-    test = tmp_path / "test_block.py"
-    test.write_text("import signal, pytest\n"
-                    f"pytestmark = pytest.mark.topology({str(ROUTED / 'topology.yaml')!r})\n"
-                    "def test_block(lab):\n"
-                    "    print('LAB', lab.id, flush=True)\n"
-                    "    signal.pause()\n")
-    session = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", str(test),
-                                "--runtime", "docker"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, cwd=tmp_path)
-    lab_id = ""
-    for line in session.stdout:  # bounded by the lab fixture's own timeouts
-        if "LAB " in line:
-            lab_id = line.split("LAB ", 1)[1].split()[0]
-            break
-    assert lab_id, "the session ended before its lab came up"
-    assert len(containers(client, lab_id)) == 3
-    session.send_signal(signal.SIGINT)
-    out, _ = session.communicate(timeout=120)
-    assert "KeyboardInterrupt" in out
-    assert f"tearing down lab {lab_id}" in out and "residue" not in out
-    assert containers(client, lab_id) == []
-
-
 def test_cleanup_reaps_the_containers_of_a_dead_owner(client, tmp_path, monkeypatch):
     monkeypatch.setattr(state, "STATE_DIR", tmp_path)
     owner = _owner("signal.pause()\n")

@@ -80,6 +80,51 @@ def test_sigkill_in_the_middle_of_up_then_cleanup_leaves_zero_residue(runtime, m
     assert state.records() == []  # the `starting` record of the dead run went too
 
 
+@pytest.mark.parametrize("moment", ["wiring links", "starting daemons"])
+def test_ctrl_c_during_up_tears_the_lab_down(runtime, moment, tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "STATE_DIR", tmp_path)
+    env = {**os.environ, "LABKIT_STATE_DIR": str(tmp_path)}
+    up = _labkit("up", str(ROUTED), "--runtime", runtime, env=env)
+    seen = []
+    for line in up.stderr:
+        seen.append(line.rstrip())
+        if moment in line:
+            lab_id = state.records()[0].id
+            assert state.residue(lab_id), "nothing existed yet: the interrupt would prove nothing"
+            up.send_signal(signal.SIGINT)
+            break
+    rest = up.stderr.read()
+    assert up.wait(timeout=120) == 130, "\n".join(seen) + rest
+    assert "bring-up failed; tearing down" in rest and "labkit: interrupted" in rest, rest
+    assert state.residue(lab_id, owner=up.pid) == []
+    assert state.records() == []
+
+
+def test_ctrl_c_in_a_pytest_session_tears_its_lab_down(runtime, tmp_path):
+    """A user presses Ctrl-C while a lab test runs: the session tears the lab down at its end."""
+    test = tmp_path / "test_block.py"
+    test.write_text("import signal, pytest\n"
+                    f"pytestmark = pytest.mark.topology({str(ROUTED / 'topology.yaml')!r})\n"
+                    "def test_block(lab):\n"
+                    "    print('LAB', lab.id, flush=True)\n"
+                    "    signal.pause()\n")
+    session = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", str(test),
+                                "--runtime", runtime], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, cwd=tmp_path)
+    lab_id = ""
+    for line in session.stdout:  # bounded by the lab fixture's own timeouts
+        if "LAB " in line:
+            lab_id = line.split("LAB ", 1)[1].split()[0]
+            break
+    assert lab_id, "the session ended before its lab came up"
+    assert state.residue(lab_id)
+    session.send_signal(signal.SIGINT)
+    out, _ = session.communicate(timeout=120)
+    assert "KeyboardInterrupt" in out
+    assert f"tearing down lab {lab_id}" in out and "residue" not in out
+    assert state.residue(lab_id, owner=session.pid) == []
+
+
 def test_a_lab_being_started_is_not_an_orphan(tmp_path, monkeypatch):
     """While `labkit up` runs, its record protects the lab from a concurrent `labkit cleanup`."""
     monkeypatch.setattr(state, "STATE_DIR", tmp_path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 from labkit.sandbox import vm
 from labkit.wait import wait_until
@@ -31,3 +33,19 @@ def test_a_vm_with_a_live_owner_is_left_alone():
     finally:
         live.kill()
         live.wait()
+
+
+def test_temp_dirs_of_dead_owners_are_removed(tmp_path):
+    from labkit import state
+
+    dead = Path(f"/tmp/{vm.VM_TMP_PREFIX}{DEAD_OWNER}-stale")
+    image = Path(f"/tmp/labkit-image-{DEAD_OWNER}-stale")
+    mine = Path(f"/tmp/labkit-image-{os.getpid()}-live")
+    for d in (dead, image, mine):
+        d.mkdir(exist_ok=True)
+    try:
+        removed = state.remove_stale_temp_dirs()
+        assert str(dead) in removed and str(image) in removed and not dead.exists() and not image.exists()
+        assert mine.exists()
+    finally:
+        mine.rmdir()

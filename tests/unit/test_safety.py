@@ -38,3 +38,26 @@ def test_generated_keys_are_fresh_and_long():
     topo = load(PHASE2)
     keys = {expand(topo).psk for _ in range(5)}
     assert len(keys) == 5 and all(len(k) >= 32 for k in keys)
+
+
+def test_saved_artifacts_never_carry_the_psk(tmp_path):
+    """Logs of a failed module are copied out for CI; the swanctl.conf among them loses its secret."""
+    from types import SimpleNamespace
+
+    from labkit.pytest_plugin import _save_artifacts
+
+    psk = "s3cret-" + "x" * 30
+    node = tmp_path / "nodes" / "hub"
+    (node / "strongswan").mkdir(parents=True)
+    (node / "strongswan" / "swanctl.conf").write_text(f'secrets {{ ike {{ secret = "{psk}" }} }}\n')
+    (node / "log").mkdir()
+    (node / "log" / "charon.log").write_text("authentication of '192.0.2.1' (myself) with pre-shared key\n")
+    lab = SimpleNamespace(plan=SimpleNamespace(psk=psk), topology=SimpleNamespace(name="t", nodes={"hub": None}),
+                          runtime=SimpleNamespace(node_path=lambda name, path: str(tmp_path / "nodes" / name)))
+    out = tmp_path / "artifacts"
+    config = SimpleNamespace(getoption=lambda name: str(out), rootpath=tmp_path)
+    _save_artifacts(lab, config)
+    saved = out / "t" / "hub"
+    assert (saved / "log" / "charon.log").read_text().startswith("authentication of")
+    conf = (saved / "strongswan" / "swanctl.conf").read_text()
+    assert psk not in conf and 'secret = "<psk redacted>"' in conf

@@ -6,10 +6,12 @@ and the wire carrying ESP only.
 """
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
-from labkit import checks
+from labkit import checks, report
+from labkit.expand.strongswan import SWAN_DIR
 
 HUB, S1, S2, H1, H2 = "hub", "spoke1", "spoke2", "h1", "h2"
 NBMA = {HUB: "192.0.2.1", S1: "192.0.2.2", S2: "192.0.2.3"}
@@ -88,3 +90,21 @@ def test_no_cleartext_gre_on_underlay(lab, src, dst):
     counts = cap.counts()
     assert counts["gre"] == 0, dict(counts)
     assert counts["esp"] > 0, dict(counts)
+
+
+def test_psk_is_in_swanctl_conf_and_nowhere_else(lab):
+    """The generated PSK (a CSPRNG draw) reaches each charon, but no log, report or repr shows it."""
+    psk = lab.plan.psk
+    assert psk and len(psk) >= 32
+    assert f'secret = "{psk}"' in lab.runtime.read_file(HUB, f"{SWAN_DIR}/swanctl.conf")
+    logs = {}
+    for name in lab.topology.nodes:
+        for f in Path(lab.runtime.node_path(name, "/run/labkit/log")).rglob("*"):
+            if f.is_file():
+                logs[f"{name}:{f.name}"] = f.read_text(errors="replace")
+    # the charons did authenticate with it (the logs are not empty, so the search means something)
+    assert "pre-shared key" in logs[f"{HUB}:charon.log"]
+    assert [where for where, text in logs.items() if psk in text] == []
+    for as_json in (False, True):
+        assert psk not in report.render(lab, [], 0.0, as_json=as_json)
+    assert psk not in repr(lab.plan) + repr(lab.topology)
