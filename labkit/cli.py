@@ -1,4 +1,4 @@
-"""The ``labkit`` command: validate, run, up, status, exec, down, cleanup."""
+"""The ``labkit`` command: validate, run, up, status, exec, down, cleanup, report, image."""
 
 from __future__ import annotations
 
@@ -208,6 +208,49 @@ def cmd_cleanup(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """``labkit report encapsulation``: the catalogue's header stacks and overheads, as a table and files."""
+    from pathlib import Path
+
+    from . import catalogue
+
+    out = Path(args.out)
+    if args.from_file:
+        rows = catalogue.load_rows(args.from_file)
+    else:
+        dirs = catalogue.catalogue_dirs(args.topologies)
+        if not dirs:
+            raise LabkitError(f"no catalogue topology under {args.topologies}: pass --topologies DIR")
+        mode = args.sandbox or vm.mode_from_env()
+        needed = list(dict.fromkeys(f for d in dirs for f in load(d).required_kernel_features()))
+        decision = vm.decide(needed, mode)
+        stderr_progress(f"mode: {decision}")
+        record = Path(tempfile.mkdtemp(prefix=f".labkit-run-{os.getpid()}-", dir=os.getcwd()))
+        try:
+            if decision.use:  # one VM boot for the whole catalogue; rows come back through the shared cwd
+                argv = [sys.executable, "-m", "labkit.cli", "report", "encapsulation", "--sandbox", "off",
+                        "--topologies", str(Path(args.topologies).resolve()), "--record", str(record),
+                        "--converge-timeout", str(args.converge_timeout)]
+                rc = vm.run(argv, cwd=os.getcwd(), progress=stderr_progress, console=sys.stderr.buffer,
+                            remove_if_killed=[str(record)])
+                if rc != 0:
+                    raise LabkitError(f"the sandboxed catalogue run failed (exit code {rc}); its output is above")
+            else:
+                catalogue.run_catalogue(dirs, Path(args.record or record), stderr_progress,
+                                        converge_timeout=args.converge_timeout, runtime=_runtime(args))
+                if args.record:
+                    return 0
+            rows = catalogue.load_rows(record / catalogue.RECORD)
+        finally:
+            shutil.rmtree(record, ignore_errors=True)
+    if not rows:
+        raise LabkitError("no rows to report")
+    print(catalogue.render(rows, "json" if args.json else "text"))
+    for path in catalogue.write_reports(rows, out):
+        stderr_progress(f"wrote {path}")
+    return 0
+
+
 def cmd_image(args) -> int:
     from . import image
 
@@ -263,6 +306,17 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("cleanup", help="remove leftovers of crashed runs (labs whose owner died)")
     sp.add_argument("--all", action="store_true", help="remove every labkit lab, running or not")
     sp.set_defaults(func=cmd_cleanup)
+    sp = with_lab_opts(sub.add_parser("report", help="reports: 'encapsulation' runs the tunnel catalogue and "
+                                      "tabulates header stacks and overheads"))
+    sp.add_argument("what", choices=("encapsulation",))
+    sp.add_argument("--from", dest="from_file", default=None, metavar="JSONL",
+                    help="render rows recorded by the catalogue's tests (.labkit-artifacts/encapsulation.jsonl) "
+                         "instead of running the labs")
+    sp.add_argument("--topologies", default="topologies", help="where the catalogue's topologies are (default ./topologies)")
+    sp.add_argument("--out", default=".labkit-artifacts", help="where encapsulation.md and .json go")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    sp.add_argument("--record", default=None, help=argparse.SUPPRESS)  # the sandboxed half writes its rows here
+    sp.set_defaults(func=cmd_report)
     sp = sub.add_parser("image", help="the docker runtime's node image: build, list")
     isub = sp.add_subparsers(dest="image_command", required=True)
     ib = isub.add_parser("build", help="build labkit/node from the top-level Dockerfile (no registry needed)")

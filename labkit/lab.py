@@ -248,8 +248,13 @@ class Lab:
 
     # -- convergence ---------------------------------------------------------------------------
     def converge(self) -> None:
-        """Wait until every spoke is registered at the hub and its routing protocol has spread every LAN."""
+        """Wait until every spoke is registered at the hub and its routing protocol has spread every LAN
+        (a site-to-site tunnel: until its SA, adjacency and routes are up, and LAN reaches LAN)."""
         topo = self.topology
+        if topo.tunnel:
+            from .catalogue import converge_tunnel
+
+            return converge_tunnel(self)
         if not topo.dmvpn:
             return
         hub = self.node(topo.hubs()[0].name)
@@ -324,10 +329,10 @@ class Lab:
         dst = str(self.address_of(target)) if target in self.topology.nodes else target
         return trace(self.runtime.pid(source), source, dst, owner_of=self.topology.owner_of, **kw)
 
-    def ping(self, source: str, target: str, timeout: float = 1.0) -> bool:
-        """One ICMP echo from node ``source`` to node (or address) ``target``."""
+    def ping(self, source: str, target: str, timeout: float = 1.0, size: int | None = None) -> bool:
+        """One ICMP echo from node ``source`` to node (or address) ``target`` (``size``: payload bytes)."""
         dst = str(self.address_of(target)) if target in self.topology.nodes else target
-        return ping(self.runtime.pid(source), dst, timeout)
+        return ping(self.runtime.pid(source), dst, timeout, size)
 
     def capture(self, where: str, ifname: str | None = None) -> Capture:
         """Start capturing on a node's interface, or on every port of a segment (``"@name"`` or a segment name)."""

@@ -253,10 +253,22 @@ def _build(data: dict, path: Path, col: _Collector) -> Topology:
     if dmvpn:
         nodes = _assign_tunnel_addresses(nodes, dmvpn, col)
     _check_roles(nodes, dmvpn, col, has_section="dmvpn" in data)
+    tunnel = None
+    if "tunnel" in data:
+        from .load_tunnel import build_tunnel
+
+        if "dmvpn" in data:
+            col.add(("tunnel",), "a topology has either a dmvpn or a tunnel section, not both",
+                    "split it into two topologies")
+        tunnel = build_tunnel(data["tunnel"], nodes, links, col)
     topo = Topology(
         name=data["name"], source=path, nodes=nodes, links=tuple(links), segments=tuple(segments),
-        dmvpn=dmvpn, description=data.get("description", ""),
+        dmvpn=dmvpn, description=data.get("description", ""), tunnel=tunnel,
     )
+    if tunnel is not None:
+        from .load_tunnel import check_lans
+
+        check_lans(tunnel, topo, col)
     _check_attachment(topo, used, col)
     if dmvpn is not None and dmvpn.summary is not None and dmvpn.underlay in {s.name for s in segments}:
         for n in nodes.values():

@@ -111,6 +111,67 @@ class Dmvpn:
         return self.protocol in IGPS
 
 
+ENCAPS = ("none", "gre", "ipip", "xfrm", "l2tp")  # a site-to-site tunnel's encapsulation (seed 000)
+IPSEC_MODES = ("none", "transport", "tunnel")
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """A point-to-point site-to-site tunnel between two routers: one row of seed 000's catalogue.
+
+    ``encap`` none with ``ipsec`` tunnel is classic policy-based IPsec; xfrm is route-based
+    IPsec (an xfrm interface); gre, ipip and l2tp (L2TPv3 over UDP, an Ethernet pseudowire) run in
+    clear or protected by ESP in transport or tunnel mode. ``source: loopback`` sources the tunnel
+    from a loopback address on each router, which ESP tunnel mode must then carry.
+    """
+
+    between: tuple[str, str]
+    underlay: Link
+    encap: str
+    ipsec: str
+    network: ipaddress.IPv4Network | None = None  # inner addresses: .1 on between[0], .2 on between[1]
+    source: str = "underlay"
+    loopbacks: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
+    routing: str = "ospf"  # ospf over the tunnel interface, or static routes to the remote LAN
+    ifname: str = "tun0"
+    ike_proposals: tuple[str, ...] = ("aes128-sha256-modp2048",)
+    esp_proposals: tuple[str, ...] = ("null-sha1",)  # NULL encryption keeps the inner stack decodable
+    psk: str | None = field(default=None, repr=False)
+
+    def index(self, node: str) -> int:
+        return self.between.index(node)
+
+    def peer(self, node: str) -> str:
+        return self.between[1 - self.index(node)]
+
+    def underlay_address(self, node: str) -> ipaddress.IPv4Address:
+        return next(ep.address.ip for ep in self.underlay.endpoints if ep.node == node)
+
+    def underlay_ifname(self, node: str) -> str:
+        return next(ep.ifname for ep in self.underlay.endpoints if ep.node == node)
+
+    def outer_address(self, node: str) -> ipaddress.IPv4Address:
+        """Where ``node``'s tunnel packets come from: its loopback, or its underlay address."""
+        if self.loopbacks:
+            return self.loopbacks[self.index(node)]
+        return self.underlay_address(node)
+
+    def inner_address(self, node: str) -> ipaddress.IPv4Interface | None:
+        if self.network is None:
+            return None
+        return ipaddress.IPv4Interface(f"{list(self.network.hosts())[self.index(node)]}/{self.network.prefixlen}")
+
+    @property
+    def label(self) -> str:
+        """What it is, in the seed's words: 'GRE + ESP tunnel mode (loopback-sourced)'."""
+        names = {"none": "IPsec", "gre": "GRE", "ipip": "IPIP", "xfrm": "route-based IPsec (xfrm interface)",
+                 "l2tp": "L2TPv3"}
+        text = names[self.encap]
+        if self.encap != "xfrm":
+            text += f" + ESP {self.ipsec} mode" if self.ipsec != "none" else " in clear"
+        return text + (" (loopback-sourced)" if self.source == "loopback" else "")
+
+
 @dataclass(frozen=True)
 class Topology:
     """A validated topology. ``source`` is the file it came from (for messages)."""
@@ -122,6 +183,7 @@ class Topology:
     segments: tuple[Segment, ...] = ()
     dmvpn: Dmvpn | None = None
     description: str = ""
+    tunnel: Tunnel | None = None
 
     @property
     def directory(self) -> Path:
@@ -247,6 +309,11 @@ class Topology:
         for node in self.nodes.values():
             if node.tunnel_address == address:
                 return node.name
+        t = self.tunnel
+        for end in t.between if t else ():
+            inner = t.inner_address(end)
+            if (inner and inner.ip == address) or (t.loopbacks and t.outer_address(end) == address):
+                return end
         return None
 
     def required_kernel_features(self) -> list[str]:
@@ -258,4 +325,8 @@ class Topology:
                 feats += ["esp", "xfrm"]
         if any(n.role == "nat" for n in self.nodes.values()):
             feats.append("nat")
-        return feats
+        if self.tunnel:
+            feats += {"gre": ["gre"], "ipip": ["ipip"], "xfrm": ["xfrmi"], "l2tp": ["l2tp"]}.get(self.tunnel.encap, [])
+            if self.tunnel.ipsec != "none":
+                feats += ["esp", "xfrm"]
+        return list(dict.fromkeys(feats))

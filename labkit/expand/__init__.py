@@ -10,9 +10,10 @@ import secrets
 
 from ..model import Node, Topology
 from . import frr, strongswan
-from .plan import DaemonPlan, GrePlan, LabPlan, NodePlan, RoutePlan, WirePlan
+from .plan import DaemonPlan, GrePlan, LabPlan, NodePlan, RoutePlan, TunnelPlan, WirePlan
+from .tunnel import expand_tunnel
 
-__all__ = ["expand", "LabPlan", "NodePlan", "DaemonPlan", "GrePlan", "RoutePlan", "WirePlan"]
+__all__ = ["expand", "LabPlan", "NodePlan", "DaemonPlan", "GrePlan", "RoutePlan", "TunnelPlan", "WirePlan"]
 
 ROUTER_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
@@ -123,15 +124,19 @@ def expand(topo: Topology, psk: str | None = None) -> LabPlan:
         topo: the validated topology.
         psk: the IPsec pre-shared key; the topology's, else this one, else a fresh random key.
     """
-    dm = topo.dmvpn
+    dm, tun = topo.dmvpn, topo.tunnel
     if dm and dm.ipsec.enabled:
         psk = dm.ipsec.psk or psk or secrets.token_urlsafe(24)
+    elif tun and tun.ipsec != "none":
+        psk = tun.psk or psk or secrets.token_urlsafe(24)
     nodes: dict[str, NodePlan] = {}
     for node in topo.nodes.values():
         plan = NodePlan(node.name, node.role)
         _kernel(topo, node, plan)
         if node.in_dmvpn:
             _dmvpn(topo, node, plan, psk)
+        elif tun and node.name in tun.between:
+            expand_tunnel(topo, node, plan, psk)
         elif node.role == "nat":
             plan.firewall.append(masquerade_rule(topo.outside(node.name).ifname))
         elif node.role == "router":

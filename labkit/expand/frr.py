@@ -148,3 +148,24 @@ def render(topo: Topology, node: Node, hub_nbma: str, underlay_if: str,
 def render_router(node: Node) -> tuple[dict[str, str], list[DaemonPlan]]:
     """A plain router: zebra only (static routes come through netlink)."""
     return {f"{CONF_DIR}/zebra.conf": zebra_conf(node)}, [daemon("zebra", stage=2)]
+
+
+def ospfd_p2p_conf(node: Node, ifname: str, lan_ifs: list[str], router_id: str) -> str:
+    """OSPF over a point-to-point site-to-site tunnel (seed 000: VTI, GRE and IPIP run OSPF), LANs passive."""
+    lines = [f"hostname {node.name}", "log timestamp precision 3",
+             f"interface {ifname}", " ip ospf area 0", " ip ospf network point-to-point",
+             f" ip ospf hello-interval {IGP_HELLO}", f" ip ospf dead-interval {IGP_DEAD}", "exit"]
+    for lan in lan_ifs:
+        lines += [f"interface {lan}", " ip ospf area 0", " ip ospf passive", "exit"]
+    lines += ["router ospf", f" ospf router-id {router_id}", "exit", "!"]
+    return "\n".join(lines) + "\n" + _extra(node, "ospfd")
+
+
+def render_tunnel_router(node: Node, ifname: str | None, lan_ifs: list[str], router_id: str,
+                         ospf: bool) -> tuple[dict[str, str], list[DaemonPlan]]:
+    """A tunnel end: zebra, plus ospfd over the tunnel interface when the tunnel routes with OSPF."""
+    files, daemons = render_router(node)
+    if ospf and ifname:
+        files[f"{CONF_DIR}/ospfd.conf"] = ospfd_p2p_conf(node, ifname, lan_ifs, router_id)
+        daemons.append(daemon("ospfd", stage=3))
+    return files, daemons

@@ -20,6 +20,21 @@ class GrePlan:
 
 
 @dataclass(frozen=True)
+class TunnelPlan:
+    """A point-to-point tunnel interface: gre, ipip, xfrm (route-based IPsec) or l2tp (L2TPv3 over UDP)."""
+
+    kind: str
+    ifname: str
+    local: ipaddress.IPv4Address
+    remote: ipaddress.IPv4Address
+    dev: str  # the underlay interface
+    address: ipaddress.IPv4Interface
+    if_id: int = 42  # xfrm: the interface id charon's SAs and policies carry
+    l2tp: tuple[int, int, int, int] = (0, 0, 0, 0)  # l2tp: tunnel id, peer tunnel id, session id, peer session id
+    ttl: int = 64
+
+
+@dataclass(frozen=True)
 class RoutePlan:
     """A kernel route. ``via`` None with ``blackhole`` True makes a blackhole route."""
 
@@ -47,6 +62,7 @@ class NodePlan:
     role: str
     addresses: dict[str, list[ipaddress.IPv4Interface]] = field(default_factory=dict)
     gre: GrePlan | None = None
+    tunnel: TunnelPlan | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
     routes: list[RoutePlan] = field(default_factory=list)
     firewall: list[tuple[str, ...]] = field(default_factory=list)  # iptables argv lists

@@ -94,10 +94,56 @@ secrets {{
 {extra}"""
 
 
-def render(node: Node, nbma: ipaddress.IPv4Address, ipsec: IPsec, psk: str) -> tuple[dict[str, str], list[DaemonPlan], str]:
+def site_conf(node: Node, local: ipaddress.IPv4Address, remote: ipaddress.IPv4Address, mode: str,
+              local_ts: str, remote_ts: str, ike: tuple[str, ...], esp: tuple[str, ...], psk: str,
+              start: str = "trap", if_id: int | None = None) -> str:
+    """A site-to-site connection to one peer: one CHILD_SA in ``mode`` between the given selectors."""
+    ids = f"\n        if_id_in = {if_id}\n        if_id_out = {if_id}" if if_id is not None else ""
+    extra = f"\n# --- swanctl_extra (from the topology) ---\n{node.swanctl_extra.rstrip()}\n" if node.swanctl_extra else ""
+    return f"""\
+# rendered by labkit for {node.name}: ESP {mode} mode, {local_ts} <-> {remote_ts}
+connections {{
+  site {{
+    version = 2
+    local_addrs = {local}
+    remote_addrs = {remote}
+    proposals = {",".join(ike)}
+    encap = no
+    local {{
+      auth = psk
+      id = {local}
+    }}
+    remote {{
+      auth = psk
+      id = {remote}
+    }}
+    children {{
+      site {{
+        mode = {mode}
+        local_ts = {local_ts}
+        remote_ts = {remote_ts}
+        esp_proposals = {",".join(esp)}
+        start_action = {start}{ids}
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-site {{
+    id-local = {local}
+    id-remote = {remote}
+    secret = "{psk}"
+  }}
+}}
+{extra}"""
+
+
+def render(node: Node, nbma: ipaddress.IPv4Address, ipsec: IPsec | None, psk: str,
+           conf: str | None = None) -> tuple[dict[str, str], list[DaemonPlan], str]:
+    """charon's files and daemon: the DMVPN connection, or ``conf`` (a site-to-site one) when given."""
     files = {
         f"{SWAN_DIR}/strongswan.conf": strongswan_conf(),
-        f"{SWAN_DIR}/swanctl.conf": swanctl_conf(node, nbma, ipsec, psk),
+        f"{SWAN_DIR}/swanctl.conf": conf if conf is not None else swanctl_conf(node, nbma, ipsec, psk),
     }
     charon = DaemonPlan(
         name="charon", argv=("/usr/sbin/charon-systemd",),

@@ -31,6 +31,10 @@ class ChildSa:
     packets_out: int
     uniqueid: str = ""
     rekey_time: int = 0  # seconds until charon rekeys it
+    spi_in: int = 0
+    spi_out: int = 0
+    encr_alg: str = ""  # e.g. AES_GCM_16, NULL
+    integ_alg: str = ""  # e.g. HMAC_SHA1_96 (empty with an AEAD)
 
     @property
     def protects_gre(self) -> bool:
@@ -47,6 +51,8 @@ class ChildSa:
             remote_ts=tuple(_s(t) for t in d.get("remote-ts", [])),
             bytes_in=n("bytes-in"), bytes_out=n("bytes-out"), packets_in=n("packets-in"), packets_out=n("packets-out"),
             uniqueid=_s(d.get("uniqueid")), rekey_time=n("rekey-time"),
+            spi_in=int(_s(d.get("spi-in")) or "0", 16), spi_out=int(_s(d.get("spi-out")) or "0", 16),
+            encr_alg=_s(d.get("encr-alg")), integ_alg=_s(d.get("integ-alg")),
         )
 
 

@@ -54,8 +54,11 @@ def _checksum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def _echo(ident: int, seq: int) -> bytes:
+def _echo(ident: int, seq: int, size: int | None = None) -> bytes:
+    """An echo request; ``size`` pads the payload to that many bytes (an IP packet of size + 28)."""
     payload = b"labkit-path-probe"
+    if size is not None:
+        payload = (payload * (size // len(payload) + 1))[:size]
     header = struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident, seq)
     return struct.pack("!BBHHH", ECHO_REQUEST, 0, _checksum(header + payload), ident, seq) + payload
 
@@ -126,13 +129,16 @@ def trace(pid: int, source: str, target: str, owner_of=lambda ip: None, max_hops
     return Path(source, dst, tuple(hops), reached, nodes)
 
 
-def ping(pid: int, target: str, timeout: float = 1.0) -> bool:
-    """One ICMP echo from inside the node holding namespace ``pid``; True if answered in time."""
+def ping(pid: int, target: str, timeout: float = 1.0, size: int | None = None) -> bool:
+    """One ICMP echo from inside the node holding namespace ``pid``; True if answered in time.
+
+    ``size``: the echo's payload in bytes (the IP packet is ``size + 28``).
+    """
     dst = ipaddress.IPv4Address(target)
     sock = ns.netns_socket(pid, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     ident, seq = os.getpid() & 0xFFFF, int(time.monotonic() * 1000) & 0xFFFF
     try:
-        sock.sendto(_echo(ident, seq), (str(dst), 0))
+        sock.sendto(_echo(ident, seq, size), (str(dst), 0))
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([sock], [], [], left)

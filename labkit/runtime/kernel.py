@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import errno
 import socket
+import subprocess
 from pathlib import Path
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..probes.links import IFF_MULTICAST
-from ..expand.plan import GrePlan, NodePlan, RoutePlan, WirePlan
+from ..expand.plan import GrePlan, NodePlan, RoutePlan, TunnelPlan, WirePlan
 from ..errors import LabError
 from . import ns
 
@@ -84,6 +85,37 @@ def create_gre(ipr: IPRoute, gre: GrePlan) -> None:
         raise
 
 
+def create_tunnel(pid: int, ipr: IPRoute, t: TunnelPlan) -> None:
+    """A point-to-point tunnel interface; l2tp through ``ip l2tp`` (its generic netlink family), the rest by rtnetlink."""
+    specs = {
+        "gre": dict(kind="gre", gre_local=str(t.local), gre_remote=str(t.remote), gre_ttl=t.ttl),
+        "ipip": dict(kind="ipip", ipip_local=str(t.local), ipip_remote=str(t.remote), ipip_ttl=t.ttl),
+        "xfrm": dict(kind="xfrm", xfrm_link=_index(ipr, t.dev), xfrm_if_id=t.if_id),
+    }
+    try:
+        if t.kind == "l2tp":
+            tid, peer_tid, sid, peer_sid = t.l2tp
+            for argv in (["ip", "l2tp", "add", "tunnel", "tunnel_id", str(tid), "peer_tunnel_id", str(peer_tid),
+                          "encap", "udp", "local", str(t.local), "remote", str(t.remote),
+                          "udp_sport", "1701", "udp_dport", "1701"],
+                         ["ip", "l2tp", "add", "session", "name", t.ifname, "tunnel_id", str(tid),
+                          "session_id", str(sid), "peer_session_id", str(peer_sid), "l2spec_type", "none"]):
+                res = subprocess.run(argv, preexec_fn=ns.enter(pid), capture_output=True, text=True, timeout=30,
+                                     stdin=subprocess.DEVNULL)
+                if res.returncode != 0:
+                    raise LabError(f"{' '.join(argv[:4])} failed: {res.stderr.strip()}. The l2tp_eth and "
+                                   "l2tp_netlink modules are needed (the VM sandbox loads them)")
+        else:
+            ipr.link("add", ifname=t.ifname, **specs[t.kind])
+    except NetlinkError as exc:
+        raise LabError(f"this kernel cannot create a {t.kind} interface ({exc}); use the VM sandbox "
+                       "(--sandbox=on) or load its module") from exc
+    idx = _index(ipr, t.ifname)
+    ipr.addr("add", index=idx, address=str(t.address.ip), prefixlen=t.address.network.prefixlen)
+    ipr.link("set", index=idx, flags=IFF_MULTICAST, change=IFF_MULTICAST)  # OSPF hellos leave through it
+    ipr.link("set", index=idx, state="up")
+
+
 def add_route(ipr: IPRoute, route: RoutePlan) -> None:
     if route.blackhole:
         ipr.route("add", dst=str(route.dst), type=RTN_BLACKHOLE)
@@ -107,6 +139,8 @@ def configure_node(pid: int, plan: NodePlan) -> None:
             if plan.gre.multicast:
                 ipr.link("set", index=idx, flags=IFF_MULTICAST, change=IFF_MULTICAST)
             ipr.link("set", index=idx, state="up")
+        if plan.tunnel:
+            create_tunnel(pid, ipr, plan.tunnel)
         write_sysctls(pid, plan.sysctls)
         for route in plan.routes:
             add_route(ipr, route)

@@ -18,7 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ..runtime import ns
 from ..runtime.kernel import GRE_KEY_FLAG
 
-FEATURES = ("netns", "veth", "bridge", "gre", "esp", "xfrm", "nflog", "nat")
+FEATURES = ("netns", "veth", "bridge", "gre", "ipip", "xfrmi", "l2tp", "esp", "xfrm", "nflog", "nat")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ def _try_links(pid: int) -> dict[str, str]:
             "bridge": dict(ifname="lkpbr", kind="bridge"),
             "gre": dict(ifname="lkpgre", kind="gre", gre_local="192.0.2.1", gre_ikey=1, gre_okey=1,
                         gre_iflags=GRE_KEY_FLAG, gre_oflags=GRE_KEY_FLAG),
+            "ipip": dict(ifname="lkpipip", kind="ipip", ipip_local="192.0.2.1", ipip_remote="192.0.2.2"),
+            "xfrmi": dict(ifname="lkpxfrm", kind="xfrm", xfrm_if_id=7),
         }
         for feature, spec in trials.items():
             try:
@@ -69,6 +71,17 @@ def _try_esp(pid: int) -> dict[str, str]:
         reason = res.stderr.strip() or f"ip xfrm exited {res.returncode}"
         return {"esp": f"cannot install an ESP state: {reason}", "xfrm": f"xfrm: {reason}"} if "xfrm" in reason.lower() \
             else {"esp": f"cannot install an ESP state: {reason}"}
+    return {}
+
+
+def _try_l2tp(pid: int) -> dict[str, str]:
+    """l2tp: the kernel's L2TP generic netlink family answers (l2tp_netlink, with l2tp_eth for sessions)."""
+    try:
+        res = _run_in(pid, ["ip", "l2tp", "show", "tunnel"])
+    except FileNotFoundError:
+        return {"l2tp": "the 'ip' command (iproute2) is missing: apt-get install iproute2"}
+    if res.returncode != 0:
+        return {"l2tp": f"no L2TP netlink family: {res.stderr.strip() or res.returncode}"}
     return {}
 
 
@@ -111,6 +124,8 @@ def probe_kernel(features: list[str] | None = None) -> KernelReport:
         missing = _try_links(pid)
         if wanted & {"esp", "xfrm"}:
             missing.update(_try_esp(pid))
+        if "l2tp" in wanted:
+            missing.update(_try_l2tp(pid))
         if "nflog" in wanted:
             missing.update(_try_nflog(pid))
         if "nat" in wanted:

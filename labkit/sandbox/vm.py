@@ -25,7 +25,8 @@ from pathlib import Path
 from ..errors import PrerequisiteError
 
 GUEST_MODULES = ("ip_gre", "esp4", "xfrm_user", "xfrm_algo", "veth", "bridge", "nfnetlink_log",
-                 "xt_NFLOG", "xt_hashlimit", "nf_nat", "xt_MASQUERADE", "nf_conntrack")
+                 "xt_NFLOG", "xt_hashlimit", "nf_nat", "xt_MASQUERADE", "nf_conntrack",
+                 "ipip", "xfrm_interface", "l2tp_netlink", "l2tp_eth", "crypto_null")
 PASS_ENV = ("PYTEST_ADDOPTS", "CI", "TERM", "COLUMNS", "LINES", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
             "NO_COLOR", "FORCE_COLOR", "PY_COLORS")
 ENV_MODE = "LABKIT_SANDBOX"  # auto | on | off

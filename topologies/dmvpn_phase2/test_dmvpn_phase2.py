@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import checks, report
+from labkit import catalogue, checks, report
 from labkit.expand.strongswan import SWAN_DIR
 
 HUB, S1, S2, H1, H2 = "hub", "spoke1", "spoke2", "h1", "h2"
@@ -108,3 +108,13 @@ def test_psk_is_in_swanctl_conf_and_nowhere_else(lab):
     for as_json in (False, True):
         assert psk not in report.render(lab, [], 0.0, as_json=as_json)
     assert psk not in repr(lab.plan) + repr(lab.topology)
+
+
+def test_encapsulation_on_the_wire_decrypted_with_the_kernel_keys(lab):
+    """The catalogue's last row: mGRE with a key under ESP transport mode, AES-GCM opened with the SA's key."""
+    row = catalogue.measure(lab)
+    catalogue.record(row)
+    assert row.stack == "IP / ESP / GRE / IP / ICMP", row
+    assert (row.esp_mode, row.esp) == ("transport", "AES_GCM_16"), row
+    # ESP header 8 + IV 8 + GRE with key 8 + padding 2 + trailer 2 + ICV 16 + outer IP 20
+    assert (row.inner, row.overhead) == (catalogue.INNER_LEN, 64), row
