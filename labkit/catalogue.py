@@ -1,8 +1,8 @@
 """Seed 000's site-to-site tunnel catalogue: convergence of a tunnel lab, and the bytes on its wire.
 
 :func:`measure` sends one ICMP echo of a fixed size from the LAN behind one tunnel end to the LAN
-behind the other, captures it on the far end's underlay interface, decodes the header stack with
-Scapy (:mod:`labkit.probes.decode`) and reports the overhead the encapsulation added. The same
+behind the other, captures it leaving the near end's underlay interface, decodes the header
+stack (:mod:`labkit.probes.decode`) and reports the overhead the encapsulation added. The same
 inner packet crosses every lab, so the rows compare (``labkit report encapsulation``).
 """
 
@@ -78,15 +78,19 @@ def installed(node) -> list:
     return [c for s in node.ike_sas() for c in s.children if c.state == "INSTALLED"]
 
 
-def _ends(lab) -> tuple[str, str, str, str | None]:
-    """(source host, target host, capture node, capture ifname) for a tunnel or DMVPN lab."""
+def _ends(lab) -> tuple[str, str, str, str | None, str]:
+    """(source host, target host, capture node, capture ifname, direction) for a tunnel or DMVPN lab.
+
+    A tunnel is captured leaving the sending end: the receiver's own interface would also show
+    what its kernel decapsulated. A DMVPN's underlay segment is captured on its bridge ports.
+    """
     topo = lab.topology
     if topo.tunnel:
         a, b = topo.tunnel.between
-        return lan_host(topo, a), lan_host(topo, b), b, topo.tunnel.underlay_ifname(b)
+        return lan_host(topo, a), lan_host(topo, b), a, topo.tunnel.underlay_ifname(a), "out"
     if topo.dmvpn:
         spokes = [s.name for s in topo.spokes()]
-        return lan_host(topo, spokes[0]), lan_host(topo, spokes[1]), topo.dmvpn.underlay, None
+        return lan_host(topo, spokes[0]), lan_host(topo, spokes[1]), topo.dmvpn.underlay, None, "in"
     raise LabError(f"{topo.name} has neither a tunnel nor a DMVPN to measure")
 
 
@@ -97,12 +101,12 @@ def measure(lab, payload: int = PAYLOAD, timeout: float = 30.0) -> Row:
         LabError: no echo crossed, or none was seen on the wire.
     """
     topo = lab.topology
-    src, dst, where, ifname = _ends(lab)
+    src, dst, where, ifname, direction = _ends(lab)
     src_ip, dst_ip = str(lab.address_of(src)), str(lab.address_of(dst))
     found: list[decode.Decoded] = []
 
     def one_crossing() -> bool:
-        with lab.capture(where, ifname) as cap:
+        with lab.capture(where, ifname, direction) as cap:
             answered = lab.ping(src, dst, timeout=2.0, size=payload)
         keys = _kernel_keys(lab)  # read after the echo: it may have brought a new SA up
         hit = decode.find(cap.frames, src_ip, dst_ip, proto=1, keys=keys)

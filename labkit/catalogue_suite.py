@@ -85,7 +85,8 @@ class CatalogueSuite:
         t = lab.topology.tunnel
         a, b = t.between
         h0, h1 = catalogue.lan_host(lab.topology, a), catalogue.lan_host(lab.topology, b)
-        with lab.capture(b, t.underlay_ifname(b)) as cap:
+        # what r0 puts on the wire (r1's own interface would also show what its kernel decapsulated)
+        with lab.capture(a, t.underlay_ifname(a), direction="out") as cap:
             for _ in range(3):
                 assert lab.ping(h0, h1, timeout=2.0)
         counts, clear = cap.counts(), _count(cap.frames, IN_CLEAR[t.encap])

@@ -68,6 +68,7 @@ class Lab:
         self.converge_timeout = converge_timeout
         self._daemons: dict[tuple[str, str], subprocess.Popen] = {}
         self.faults = Faults(self)
+        self.on_failed_up: Callable[["Lab"], None] | None = None  # e.g. save the logs before the teardown
 
     @classmethod
     def from_path(cls, path: str | Path, **kw) -> "Lab":
@@ -123,6 +124,11 @@ class Lab:
                 self.converge()
         except BaseException:
             self.progress(f"[{self.topology.name}] bring-up failed; tearing down")
+            if self.on_failed_up is not None:
+                try:
+                    self.on_failed_up(self)
+                except Exception as exc:  # the bring-up's own error is the one to report
+                    self.progress(f"[{self.topology.name}] could not save the logs: {exc}")
             self.down()
             raise
         return self
@@ -334,8 +340,11 @@ class Lab:
         dst = str(self.address_of(target)) if target in self.topology.nodes else target
         return ping(self.runtime.pid(source), dst, timeout, size)
 
-    def capture(self, where: str, ifname: str | None = None) -> Capture:
-        """Start capturing on a node's interface, or on every port of a segment (``"@name"`` or a segment name)."""
+    def capture(self, where: str, ifname: str | None = None, direction: str = "in") -> Capture:
+        """Start capturing on a node's interface, or on every port of a segment (``"@name"`` or a segment name).
+
+        ``direction="out"``: what the interface sends (the wire as its sender encapsulated it).
+        """
         names = {s.name for s in self.topology.segments}
         key = segment_key(where) if where in names else where
-        return Capture(self.runtime.pid(key), ifname, label=f"{where}:{ifname or 'all'}")
+        return Capture(self.runtime.pid(key), ifname, label=f"{where}:{ifname or 'all'}", direction=direction)

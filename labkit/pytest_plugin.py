@@ -340,6 +340,7 @@ def lab(request: pytest.FixtureRequest, labkit_runtime: str):
     keep = config.getoption("keep_lab") and not vm.inside()
     the_lab = Lab.from_path(topo, converge_timeout=config.getoption("converge_timeout"), progress=progress,
                             runtime=labkit_runtime, image=config.getoption("labkit_image"), detach=keep)
+    the_lab.on_failed_up = lambda failed: _save_artifacts(failed, config)  # the logs say why
     the_lab.up()
     _LIVE_LABS.append(the_lab)
     try:
@@ -363,6 +364,8 @@ def _save_artifacts(the_lab: Lab, config: pytest.Config) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     secret = the_lab.plan.psk if the_lab.plan else None
     for name in the_lab.topology.nodes:
+        if name not in the_lab.runtime.pids:  # a bring-up that failed before creating it
+            continue
         src = Path(the_lab.runtime.node_path(name, "/run/labkit"))
         if src.exists():
             shutil.copytree(src, dest / name, dirs_exist_ok=True)

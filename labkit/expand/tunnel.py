@@ -72,9 +72,12 @@ def expand_tunnel(topo: Topology, node: Node, plan: NodePlan, psk: str | None) -
         return
     assert psk is not None
     local_ts, remote_ts = selectors(topo, node.name)
-    # route-based: the first end initiates at once, the other answers (packets it routes into
-    # the xfrm interface before the SA exists are dropped, never sent in clear)
-    start = ("start" if i == 0 else "none") if t.encap == "xfrm" else "trap"
+    # route-based: one end initiates as soon as its connection is loaded, the other answers
+    # (packets it routes into the xfrm interface before the SA exists are dropped, never sent in
+    # clear). Connections load node by node in file order, so the initiator is the end loaded
+    # last: its peer already knows the connection (else: NO_PROPOSAL_CHOSEN, and no retry).
+    last = max(t.between, key=list(topo.nodes).index)
+    start = ("start" if node.name == last else "none") if t.encap == "xfrm" else "trap"
     conf = strongswan.site_conf(node, t.underlay_address(node.name), t.underlay_address(peer), t.ipsec,
                                 local_ts, remote_ts, t.ike_proposals, t.esp_proposals, psk, start=start,
                                 if_id=XFRM_IF_ID if t.encap == "xfrm" else None)

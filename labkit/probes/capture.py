@@ -48,7 +48,16 @@ class Frame:
 class Capture:
     """Capture on ``ifname`` in the namespace of ``pid`` until :meth:`stop`."""
 
-    def __init__(self, pid: int, ifname: str | None, label: str = ""):
+    def __init__(self, pid: int, ifname: str | None, label: str = "", direction: str = "in"):
+        """``direction``: "in" keeps frames the interface receives; "out" the ones it sends.
+
+        On a bridge port every frame also shows as outgoing, hence "in" by default. "out" is the
+        wire as the sender put it: a receiver's "in" also shows what its kernel decapsulated
+        (ESP tunnel mode hands the inner packet to the same interface's taps again).
+        """
+        if direction not in ("in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        self.direction = direction
         self.label = label or ifname
         self.frames: list[Frame] = []
         self._sock = ns.netns_socket(pid, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -63,7 +72,7 @@ class Capture:
             ready, _, _ = select.select([self._sock], [], [], 0.1)
             if ready:
                 data, addr = self._sock.recvfrom(65535)
-                if addr[2] != socket.PACKET_OUTGOING:  # on a bridge every frame also shows outgoing
+                if (addr[2] == socket.PACKET_OUTGOING) == (self.direction == "out"):
                     self.frames.append(Frame(time.time(), data))
 
     def stop(self) -> "Capture":

@@ -64,8 +64,9 @@ def test_a_loopback_sourced_tunnel_runs_between_loopbacks_routed_over_the_underl
 def test_route_based_ipsec_binds_the_sa_to_the_interface_and_one_end_initiates():
     plan = plan_of("vti")
     assert plan.nodes["r0"].tunnel.if_id == 42
-    assert "if_id_in = 42" in swanctl(plan, "r0") and "start_action = start" in swanctl(plan, "r0")
-    assert "start_action = none" in swanctl(plan, "r1")  # it answers; its xfrm interface drops until then
+    assert "if_id_in = 42" in swanctl(plan, "r0") and "if_id_out = 42" in swanctl(plan, "r1")
+    # r1's connection loads last, so r0 already answers when r1 initiates; r0 drops until then
+    assert "start_action = start" in swanctl(plan, "r1") and "start_action = none" in swanctl(plan, "r0")
 
 
 def test_policy_based_ipsec_routes_the_remote_lan_to_the_peer():

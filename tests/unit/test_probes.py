@@ -125,7 +125,7 @@ def test_parse_established_sa():
     assert child == ChildSa(name="gre", state="INSTALLED", mode="TRANSPORT", protocol="ESP", encap=False,
                             local_ts=("192.0.2.2/32[gre]",), remote_ts=("192.0.2.1/32[gre]",),
                             bytes_in=1200, bytes_out=1320, packets_in=10, packets_out=11, uniqueid="2",
-                            rekey_time=3300)
+                            rekey_time=3300, spi_in=0xC1A2B3C4, spi_out=0xC5D6E7F8, encr_alg="AES_GCM_16")
     assert child.protects_gre
 
 

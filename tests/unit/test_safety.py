@@ -53,7 +53,8 @@ def test_saved_artifacts_never_carry_the_psk(tmp_path):
     (node / "log").mkdir()
     (node / "log" / "charon.log").write_text("authentication of '192.0.2.1' (myself) with pre-shared key\n")
     lab = SimpleNamespace(plan=SimpleNamespace(psk=psk), topology=SimpleNamespace(name="t", nodes={"hub": None}),
-                          runtime=SimpleNamespace(node_path=lambda name, path: str(tmp_path / "nodes" / name)))
+                          runtime=SimpleNamespace(node_path=lambda name, path: str(tmp_path / "nodes" / name),
+                                                  pids={"hub": 1}))
     out = tmp_path / "artifacts"
     config = SimpleNamespace(getoption=lambda name: str(out), rootpath=tmp_path)
     _save_artifacts(lab, config)
