@@ -2,7 +2,9 @@
 
 :func:`measure` sends one ICMP echo of a fixed size from the LAN behind one tunnel end to the LAN
 behind the other, captures it leaving the near end's underlay interface, decodes the header
-stack (:mod:`labkit.probes.decode`) and reports the overhead the encapsulation added. The same
+stack (:mod:`labkit.probes.decode`), has Scapy dissect the same frame with the SA's keys from the
+kernel (:mod:`labkit.probes.scapy_view`: the two must agree) and reports the overhead the
+encapsulation added. The same
 inner packet crosses every lab, so the rows compare (``labkit report encapsulation``).
 """
 
@@ -14,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import LabError
-from .probes import decode
+from .probes import decode, xfrm
 from .wait import wait_until
 
 PAYLOAD = 72  # ICMP echo payload: the inner IP packet is 100 bytes
@@ -108,14 +110,15 @@ def measure(lab, payload: int = PAYLOAD, timeout: float = 30.0) -> Row:
     def one_crossing() -> bool:
         with lab.capture(where, ifname, direction) as cap:
             answered = lab.ping(src, dst, timeout=2.0, size=payload)
-        keys = _kernel_keys(lab)  # read after the echo: it may have brought a new SA up
-        hit = decode.find(cap.frames, src_ip, dst_ip, proto=1, keys=keys)
+        sas = _kernel_states(lab)  # read after the echo: it may have brought a new SA up
+        hit = decode.find(cap.frames, src_ip, dst_ip, proto=1, keys=xfrm.aead_keys(sas))
         if answered and hit and len(hit.inner) == payload + 28:
-            found.append(hit)
+            found.append((hit, sas))
         return bool(found)
 
     wait_until(one_crossing, timeout, f"an echo {src}->{dst} of {payload} bytes seen on {where}:{ifname or 'all'}")
-    hit = found[0]
+    hit, sas = found[0]
+    _agree_with_scapy(hit, sas)
     esp_mode, esp = None, None
     if hit.spi is not None:
         child = _child_by_spi(lab, hit.spi)
@@ -126,15 +129,26 @@ def measure(lab, payload: int = PAYLOAD, timeout: float = 30.0) -> Row:
     return Row(topo.name, what, hit.text(), hit.wire_len, len(hit.inner), decode.overhead(hit), esp_mode, esp)
 
 
-def _kernel_keys(lab) -> dict[int, decode.EspKey]:
-    """AEAD keys of every router's ESP states (none with NULL encryption, which needs none)."""
-    from .probes.xfrm import esp_keys
-
-    keys: dict[int, decode.EspKey] = {}
+def _kernel_states(lab) -> dict[int, xfrm.XfrmState]:
+    """Every IPsec router's ESP states, with their keys, from its kernel."""
+    found: dict[int, xfrm.XfrmState] = {}
     for name, spec in lab.topology.nodes.items():
         if spec.is_router and any(d.name == "charon" for d in lab.plan.nodes[name].daemons):
-            keys.update(esp_keys(lab.node(name)))
-    return keys
+            found.update(xfrm.states(lab.node(name)))
+    return found
+
+
+def _agree_with_scapy(hit: decode.Decoded, sas: dict[int, xfrm.XfrmState]) -> None:
+    """Scapy dissects the same frame (opening ESP with the SA's keys, ICV verified): the stacks must match.
+
+    Scapy's L2TP is version 2, so its view stops at UDP 1701; the rest is labkit's decoder alone.
+    """
+    from .probes.scapy_view import dissect
+
+    ours = tuple(hit.text().split(" / "))
+    theirs = dissect(hit.frame, sas)
+    if ours[:len(theirs)] != theirs or (len(theirs) < len(ours) and theirs[-1] != "UDP"):
+        raise LabError(f"labkit's decoder reads {' / '.join(ours)} but Scapy reads {' / '.join(theirs)}")
 
 
 def _child_by_spi(lab, spi: int):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ESP_ICV_LEN = 12  # HMAC-SHA1-96
 L2TP_PORT, IKE_PORT, NAT_T_PORT = 1701, 500, 4500
@@ -50,6 +50,7 @@ class Decoded:
     inner: bytes | None  # the last (innermost) IPv4 packet, header and payload
     esp_mode: str | None  # "tunnel" (next header 4), "transport", or None without a valid ESP
     spi: int | None  # SPI of the first ESP header
+    frame: bytes = field(default=b"", repr=False)  # what was decoded
 
     def text(self) -> str:
         """The stack without the frame's own Ethernet header: ``IP / ESP / GRE / IP / ICMP``."""
@@ -231,7 +232,7 @@ def decode(frame: bytes, l2: bool = True, esp_icv_len: int = ESP_ICV_LEN,
             w.stack.append(layer)
             break
         layer, data = step(w, data)
-    return Decoded(tuple(w.stack), w.wire_len, w.inner, w.esp_mode, w.spi)
+    return Decoded(tuple(w.stack), w.wire_len, w.inner, w.esp_mode, w.spi, bytes(frame))
 
 
 def overhead(decoded: Decoded) -> int:

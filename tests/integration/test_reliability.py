@@ -210,3 +210,19 @@ def test_the_host_snapshot_sees_a_change():
         subprocess.run(["ip", "route", "del", "blackhole", "198.51.100.77/32"], check=True)
     assert any("routes: added" in c and "198.51.100.77" in c for c in changes), changes
     assert hoststate.diff(before, hoststate.snapshot()) == []
+
+
+def test_every_bad_topology_is_refused_by_up_before_anything_exists(tmp_path, monkeypatch, capsys):
+    """The whole bad-input corpus through `labkit up`: exit 1, the file's own error, and nothing made."""
+    from labkit import cli
+
+    monkeypatch.setattr(state, "STATE_DIR", tmp_path)
+    before_labs = set(state.scan())
+    cases = sorted((ROOT / "tests" / "errors").glob("*.yaml"))
+    assert len(cases) >= 20
+    for case in cases:
+        assert cli.main(["up", str(case), "--sandbox", "off"]) == 1, case.name
+        err = capsys.readouterr().err
+        assert f"{case}:" in err or str(case) in err, (case.name, err)
+    assert set(state.scan()) == before_labs and state.records() == []
+    assert not list(tmp_path.iterdir())
