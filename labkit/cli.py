@@ -245,7 +245,7 @@ def cmd_report(args) -> int:
             shutil.rmtree(record, ignore_errors=True)
     if not rows:
         raise LabkitError("no rows to report")
-    print(catalogue.render(rows, "json" if args.json else "text"))
+    print(catalogue.render(rows, "json" if args.json else "text"), flush=True)
     for path in catalogue.write_reports(rows, out):
         stderr_progress(f"wrote {path}")
     return 0

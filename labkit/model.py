@@ -164,10 +164,10 @@ class Tunnel:
     @property
     def label(self) -> str:
         """What it is, in the seed's words: 'GRE + ESP tunnel mode (loopback-sourced)'."""
-        names = {"none": "IPsec", "gre": "GRE", "ipip": "IPIP", "xfrm": "route-based IPsec (xfrm interface)",
-                 "l2tp": "L2TPv3"}
+        names = {"none": "policy-based IPsec, ESP tunnel mode", "gre": "GRE", "ipip": "IPIP",
+                 "xfrm": "route-based IPsec (xfrm interface)", "l2tp": "L2TPv3"}
         text = names[self.encap]
-        if self.encap != "xfrm":
+        if self.encap not in ("none", "xfrm"):
             text += f" + ESP {self.ipsec} mode" if self.ipsec != "none" else " in clear"
         return text + (" (loopback-sourced)" if self.source == "loopback" else "")
 

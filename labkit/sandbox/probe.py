@@ -74,39 +74,36 @@ def _try_esp(pid: int) -> dict[str, str]:
     return {}
 
 
+_PACKAGE = {"ip": "iproute2", "iptables": "iptables"}
+
+
+def _try_argv(pid: int, feature: str, argv: list[str], failed: str) -> dict[str, str]:
+    """``{feature: why}`` unless ``argv`` succeeds in the probe namespace."""
+    try:
+        res = _run_in(pid, argv)
+    except FileNotFoundError:
+        return {feature: f"{argv[0]} is not installed: apt-get install {_PACKAGE.get(argv[0], argv[0])}"}
+    if res.returncode != 0:
+        return {feature: f"{failed}: {res.stderr.strip() or f'exit code {res.returncode}'}"}
+    return {}
+
+
 def _try_l2tp(pid: int) -> dict[str, str]:
     """l2tp: the kernel's L2TP generic netlink family answers (l2tp_netlink, with l2tp_eth for sessions)."""
-    try:
-        res = _run_in(pid, ["ip", "l2tp", "show", "tunnel"])
-    except FileNotFoundError:
-        return {"l2tp": "the 'ip' command (iproute2) is missing: apt-get install iproute2"}
-    if res.returncode != 0:
-        return {"l2tp": f"no L2TP netlink family: {res.stderr.strip() or res.returncode}"}
-    return {}
+    return _try_argv(pid, "l2tp", ["ip", "l2tp", "show", "tunnel"], "no L2TP netlink family")
 
 
 def _try_nflog(pid: int) -> dict[str, str]:
     """nflog: insert the hub's rate-limited NFLOG rule (iptables, hashlimit, NFLOG)."""
     argv = ["iptables", "-w", "-A", "FORWARD", "-m", "hashlimit", "--hashlimit-upto", "4/minute",
             "--hashlimit-name", "lkprobe", "-j", "NFLOG", "--nflog-group", "1"]
-    try:
-        res = _run_in(pid, argv)
-    except FileNotFoundError:
-        return {"nflog": "iptables is not installed: apt-get install iptables"}
-    if res.returncode != 0:
-        return {"nflog": f"cannot insert an NFLOG rule: {res.stderr.strip()}"}
-    return {}
+    return _try_argv(pid, "nflog", argv, "cannot insert an NFLOG rule")
 
 
 def _try_nat(pid: int) -> dict[str, str]:
     """nat: insert a NAT box's MASQUERADE rule (conntrack, nf_nat)."""
-    try:
-        res = _run_in(pid, ["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j", "MASQUERADE"])
-    except FileNotFoundError:
-        return {"nat": "iptables is not installed: apt-get install iptables"}
-    if res.returncode != 0:
-        return {"nat": f"cannot insert a MASQUERADE rule: {res.stderr.strip()}"}
-    return {}
+    argv = ["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j", "MASQUERADE"]
+    return _try_argv(pid, "nat", argv, "cannot insert a MASQUERADE rule")
 
 
 def probe_kernel(features: list[str] | None = None) -> KernelReport:
