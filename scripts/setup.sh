@@ -2,7 +2,8 @@
 # Install everything labkit needs on a Debian 12 / Ubuntu host, then labkit itself (editable).
 # Idempotent: re-running it on a prepared machine takes a few seconds.
 #
-#   daemons:  FRR (zebra, nhrpd, bgpd), strongSwan (charon-systemd + vici), iptables, iproute2
+#   daemons:  FRR (zebra, nhrpd, bgpd), strongSwan (charon-systemd + vici), iptables, iproute2;
+#             tshark (the NHRP layer is cross-checked against its dissector)
 #   sandbox:  qemu, the distribution kernel and busybox; used only when the host kernel lacks
 #             GRE/ESP/NFLOG (labkit says when). Skip them with LABKIT_NO_SANDBOX_PACKAGES=1.
 #   docker:   Debian's docker.io (started if no engine answers) and debootstrap, then the node
@@ -16,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(frr strongswan-swanctl charon-systemd libstrongswan-standard-plugins libstrongswan-extra-plugins
-          iptables iproute2 kmod procps iputils-ping tcpdump)
+          iptables iproute2 kmod procps iputils-ping tcpdump tshark)
 if [ "${LABKIT_NO_SANDBOX_PACKAGES:-0}" != "1" ]; then
   packages+=(qemu-system-x86 linux-image-amd64 busybox-static)
 fi
