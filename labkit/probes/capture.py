@@ -17,6 +17,8 @@ from ..runtime import ns
 
 ETH_P_ALL = 0x0003
 IP_PROTOS = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 51: "ah"}
+LINKTYPE_ETHERNET, LINKTYPE_RAW = 1, 101
+ARPHRD_RAW_IP = {778, 768, 776, 65534}  # ipgre, ipip (tunnel), sit, none: no link-layer header of their own
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,16 @@ class Capture:
     """Capture on ``ifname`` in the namespace of ``pid`` until :meth:`stop`."""
 
     def __init__(self, pid: int, ifname: str | None, label: str = "", direction: str = "in"):
-        """``direction``: "in" keeps frames the interface receives; "out" the ones it sends.
+        """``direction``: "in" keeps frames the interface receives; "out" the ones it sends; "both".
 
         On a bridge port every frame also shows as outgoing, hence "in" by default. "out" is the
         wire as the sender put it: a receiver's "in" also shows what its kernel decapsulated
         (ESP tunnel mode hands the inner packet to the same interface's taps again).
         """
-        if direction not in ("in", "out"):
-            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        if direction not in ("in", "out", "both"):
+            raise ValueError(f"direction must be 'in', 'out' or 'both', not {direction!r}")
         self.direction = direction
+        self.hatype: int | None = None  # the link type the interface reports (ARPHRD_*)
         self.label = label or ifname
         self.frames: list[Frame] = []
         self._sock = ns.netns_socket(pid, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -72,7 +75,8 @@ class Capture:
             ready, _, _ = select.select([self._sock], [], [], 0.1)
             if ready:
                 data, addr = self._sock.recvfrom(65535)
-                if (addr[2] == socket.PACKET_OUTGOING) == (self.direction == "out"):
+                self.hatype = addr[3]
+                if self.direction == "both" or (addr[2] == socket.PACKET_OUTGOING) == (self.direction == "out"):
                     self.frames.append(Frame(time.time(), data))
 
     def stop(self) -> "Capture":
@@ -91,9 +95,23 @@ class Capture:
     def counts(self) -> Counter:
         return Counter(f.kind for f in self.frames)
 
+    @property
+    def linktype(self) -> int:
+        """The pcap link type: Ethernet, or raw IPv4 for a GRE device (frames start with the outer IP header)."""
+        return LINKTYPE_RAW if self.hatype in ARPHRD_RAW_IP else LINKTYPE_ETHERNET
+
+    def packets(self) -> list:
+        """The frames as Scapy packets (NHRP over GRE dissects once :mod:`labkit.probes.nhrp_scapy` is imported)."""
+        from scapy.layers.inet import IP
+        from scapy.layers.l2 import Ether
+
+        parse = IP if self.linktype == LINKTYPE_RAW else Ether
+        return [parse(f.data) for f in self.frames]
+
     def write_pcap(self, path: str) -> None:
+        """A pcap Wireshark and tshark open."""
         with open(path, "wb") as out:
-            out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+            out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, self.linktype))
             for f in self.frames:
                 sec = int(f.time)
                 out.write(struct.pack("<IIII", sec, int((f.time - sec) * 1e6), len(f.data), len(f.data)))

@@ -298,3 +298,12 @@ def test_tshark_decodes_the_message_as_our_summary_says(name, tshark_nhrp):
     assert (int(codes[0]) if codes else None) == ours["code"]
     if ours["nat_address"]:
         assert ours["nat_address"] in _find(nhrp["Cisco NAT Address Extension"], "nhrp.client.nbma.addr")
+
+
+def test_a_sequence_is_found_in_order_with_other_messages_between():
+    from labkit.probes.nhrp_wire import in_order
+
+    seen = ["Registration Request", "Registration Reply", "Traffic Indication", "Resolution Request",
+            "Resolution Request", "Resolution Reply"]
+    assert in_order(seen, ["Registration Request", "Traffic Indication", "Resolution Reply"])
+    assert not in_order(seen, ["Traffic Indication", "Registration Reply"])
