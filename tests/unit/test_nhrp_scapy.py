@@ -307,3 +307,16 @@ def test_a_sequence_is_found_in_order_with_other_messages_between():
             "Resolution Request", "Resolution Reply"]
     assert in_order(seen, ["Registration Request", "Traffic Indication", "Resolution Reply"])
     assert not in_order(seen, ["Traffic Indication", "Registration Reply"])
+
+
+def test_tshark_messages_reads_a_pcap_as_the_layer_does(tmp_path):
+    """labkit.probes.nhrp_wire.tshark_messages: the second opinion labs can ask for on their own pcaps."""
+    from labkit.probes.nhrp_wire import FIELDS, tshark_messages
+
+    names = sorted(n for n in MESSAGES if n not in ("error_indication",))
+    pcap = tmp_path / "nhrp.pcap"
+    wrpcap(str(pcap), [frame(name) for name in names])
+    theirs = tshark_messages(str(pcap))
+    ours = [summary(Ether(bytes(frame(name)))) for name in names]
+    keys = FIELDS + ("request_id",)
+    assert [{k: m[k] for k in keys} for m in theirs] == [{k: m[k] for k in keys} for m in ours]
