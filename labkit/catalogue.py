@@ -49,8 +49,6 @@ def lan_host(topo, router: str) -> str:
 
 def converge_tunnel(lab) -> None:
     """SA (if any), OSPF adjacency (if routed so), routes to the remote LANs, and LAN-to-LAN reachability."""
-    from .expand.tunnel import lans
-
     topo, t = lab.topology, lab.topology.tunnel
     a, b = t.between
     src, dst = lan_host(topo, a), lan_host(topo, b)
@@ -64,7 +62,7 @@ def converge_tunnel(lab) -> None:
                        f"an OSPF adjacency of {end} over {t.ifname} to be Full",
                        state=lambda n=node: [(str(x.address), x.state) for x in n.ospf_neighbours()])
     for end in t.between:
-        want = {str(net) for net in lans(topo, t.peer(end))}
+        want = {str(net) for net in topo.lans(t.peer(end))}
         node = lab.node(end)
         wait_until(lambda n=node, w=want: w <= {str(r.dst) for r in n.routes()}, timeout,
                    f"{end} to have routes to {sorted(want)}", state=lambda n=node: sorted(str(r.dst) for r in n.routes()))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 
 from . import catalogue
-from .expand.tunnel import lans
 
 # how each tunnel's packets look when nothing protects them: a Frame.kind, or an IP protocol number
 IN_CLEAR = {"gre": "gre", "ipip": 4, "l2tp": "udp", "none": "icmp", "xfrm": "icmp"}
@@ -46,7 +45,7 @@ class CatalogueSuite:
         for end in t.between:
             node = lab.node(end)
             peer = t.peer(end)
-            for net in lans(lab.topology, peer):
+            for net in lab.topology.lans(peer):
                 route = node.route_to(str(net))
                 assert route is not None, f"{end} has no route to {net}"
                 if t.routing == "ospf":

@@ -6,8 +6,6 @@ refused with the reason and a fix, each at its field path, all at once.
 
 from __future__ import annotations
 
-import ipaddress
-
 from .model import Link, Node, Tunnel
 
 
@@ -80,11 +78,7 @@ def build_tunnel(raw: dict, nodes: dict[str, Node], links: list[Link], col) -> T
 def check_lans(tunnel: Tunnel, topo, col) -> None:
     """Each end needs a LAN besides the underlay (the catalogue's traffic runs LAN to LAN)."""
     for node in tunnel.between:
-        if not [net for net in _lans(tunnel, topo, node)]:
+        if not topo.lans(node):
             col.add(("tunnel", "between", tunnel.index(node)), f"router {node!r} has no LAN besides the underlay",
                     f"link a host to {node}")
 
-
-def _lans(tunnel: Tunnel, topo, node: str) -> list[ipaddress.IPv4Network]:
-    under = tunnel.underlay_ifname(node)
-    return [ep.address.network for ep in topo.endpoints(node) if ep.ifname != under]

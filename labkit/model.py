@@ -259,11 +259,13 @@ class Topology:
         return [names for names in by_public.values() if len(names) > 1]
 
     def lans(self, node: str) -> list[ipaddress.IPv4Network]:
-        """The networks of ``node`` other than its NBMA network (its LANs)."""
+        """The networks of ``node`` other than its NBMA network or tunnel underlay (its LANs)."""
         try:
             nbma = self.nbma(node).ifname if self.dmvpn else None
         except LookupError:
             nbma = None
+        if self.tunnel and node in self.tunnel.between:
+            nbma = self.tunnel.underlay_ifname(node)
         return [ep.address.network for ep in self.endpoints(node) if ep.ifname != nbma]
 
     def dmvpn_lans(self) -> list[ipaddress.IPv4Network]:

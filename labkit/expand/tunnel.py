@@ -28,20 +28,12 @@ L2TP_PORT = 1701
 XFRM_IF_ID = 42
 
 
-def lans(topo: Topology, node: str) -> list[ipaddress.IPv4Network]:
-    """A tunnel end's networks other than the underlay."""
-    t = topo.tunnel
-    assert t is not None
-    under = t.underlay_ifname(node)
-    return [ep.address.network for ep in topo.endpoints(node) if ep.ifname != under]
-
-
 def selectors(topo: Topology, node: str) -> tuple[str, str]:
     t = topo.tunnel
     assert t is not None
     peer = t.peer(node)
     if t.encap == "none":
-        return ",".join(map(str, lans(topo, node))), ",".join(map(str, lans(topo, peer)))
+        return ",".join(map(str, topo.lans(node))), ",".join(map(str, topo.lans(peer)))
     if t.encap == "xfrm":
         return "0.0.0.0/0", "0.0.0.0/0"
     proto = PROTO[t.encap]
@@ -61,7 +53,7 @@ def expand_tunnel(topo: Topology, node: Node, plan: NodePlan, psk: str | None) -
                                  t.underlay_ifname(node.name), t.inner_address(node.name), if_id=XFRM_IF_ID, l2tp=ids)
     if t.routing == "static":
         via = t.inner_address(peer).ip if t.encap != "none" else t.underlay_address(peer)
-        plan.routes += [RoutePlan(net, via) for net in lans(topo, peer)]
+        plan.routes += [RoutePlan(net, via) for net in topo.lans(peer)]
     under = t.underlay_ifname(node.name)
     lan_ifs = [ep.ifname for ep in topo.endpoints(node.name) if ep.ifname != under]
     files, daemons = frr.render_tunnel_router(node, t.ifname if t.encap != "none" else None, lan_ifs,

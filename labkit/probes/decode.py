@@ -217,7 +217,7 @@ def decode(frame: bytes, l2: bool = True, esp_icv_len: int = ESP_ICV_LEN,
         frame: a captured frame, starting with Ethernet (``l2=True``) or IPv4 (``l2=False``).
         l2: whether the frame starts with a 14-byte Ethernet header.
         esp_icv_len: the ESP integrity check value length (12 for HMAC-SHA1-96).
-        keys: AEAD keys by SPI (:func:`labkit.probes.xfrm.esp_keys`): ESP with one of these SPIs
+        keys: AEAD keys by SPI (:func:`labkit.probes.xfrm.aead_keys` of the kernel's states): ESP with one of these SPIs
             is decrypted first, so an AES-GCM protected stack decodes too.
 
     Returns:

@@ -2,7 +2,7 @@
 
 charon does not hand out keys over vici; the kernel does, to root, in the node's namespace.
 They let a capture be opened and checked: :mod:`labkit.probes.decode` decrypts AES-GCM with
-:func:`esp_keys`, and :mod:`labkit.probes.scapy_view` has Scapy verify (and decrypt) each ESP
+:func:`aead_keys`, and :mod:`labkit.probes.scapy_view` has Scapy verify (and decrypt) each ESP
 packet with :func:`states`.
 """
 
@@ -62,7 +62,3 @@ def states(node) -> dict[int, XfrmState]:
     """A lab node's ESP states (root, inside the node)."""
     return parse_states(node.exec("ip", "xfrm", "state").check().stdout)
 
-
-def esp_keys(node) -> dict[int, EspKey]:
-    """The AEAD keys of a lab node's ESP states."""
-    return parse_esp_keys(node.exec("ip", "xfrm", "state").check().stdout)
