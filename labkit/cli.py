@@ -1,4 +1,4 @@
-"""The ``labkit`` command: validate, run, up, status, exec, down, cleanup, report, image."""
+"""The ``labkit`` command: validate, run, up, status, exec, capture, down, cleanup, report, image, ..."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 import tempfile
 import time
 
-from . import __version__, state
+from . import __version__, capture_cli, state
+from . import graph
 from .errors import LabkitError, TopologyError
 from .lab import Lab, stderr_progress
 from .load import load
@@ -327,6 +328,8 @@ def parser() -> argparse.ArgumentParser:
     ib.add_argument("--repo", default="labkit/node", help="image name for a variant (default labkit/node)")
     isub.add_parser("list", help="labkit node images and the versions they record")
     sp.set_defaults(func=cmd_image)
+    capture_cli.add_parser(sub)
+    graph.add_parser(sub)
     return p
 
 

@@ -21,6 +21,7 @@ from .load import load
 from .model import Topology
 from .node import NodeHandle
 from .probes.capture import Capture
+from .probes.inject import InjectResult, inject
 from .probes.path import Path as TracePath
 from .probes.path import ping, trace
 from .runtime import kernel, make_runtime
@@ -340,11 +341,22 @@ class Lab:
         dst = str(self.address_of(target)) if target in self.topology.nodes else target
         return ping(self.runtime.pid(source), dst, timeout, size)
 
-    def capture(self, where: str, ifname: str | None = None, direction: str = "in") -> Capture:
+    def capture(self, where: str, ifname: str | None = None, direction: str = "in", bpf: str | None = None) -> Capture:
         """Start capturing on a node's interface, or on every port of a segment (``"@name"`` or a segment name).
 
         ``direction="out"``: what the interface sends (the wire as its sender encapsulated it).
+        ``bpf``: a tcpdump filter such as ``"udp port 4500"``, applied in the kernel.
         """
         names = {s.name for s in self.topology.segments}
         key = segment_key(where) if where in names else where
-        return Capture(self.runtime.pid(key), ifname, label=f"{where}:{ifname or 'all'}", direction=direction)
+        return Capture(self.runtime.pid(key), ifname, label=f"{where}:{ifname or 'all'}", direction=direction, bpf=bpf)
+
+    def inject(self, node: str, packets, count: int = 1, rate: float | None = None, timeout: float = 2.0,
+               iface: str | None = None, expect_reply: bool = True) -> InjectResult:
+        """Send Scapy ``packets`` from inside ``node`` and return the replies and the loss.
+
+        See :func:`labkit.probes.inject.inject`: IPv4 packets follow the node's routes and get its
+        source address unless they set one; Ethernet frames need ``iface``.
+        """
+        return inject(self.runtime.pid(node), node, packets, count=count, rate=rate, timeout=timeout,
+                      iface=iface, expect_reply=expect_reply)

@@ -112,6 +112,14 @@ class NodeHandle:
         net = ipaddress.IPv4Network(prefix, strict=False)
         return next((r for r in self.routes() if r.dst == net), None)
 
+    def inject(self, packets, **kw):
+        """Send Scapy ``packets`` from this node: :meth:`labkit.lab.Lab.inject`."""
+        return self.lab.inject(self.name, packets, **kw)
+
+    def capture(self, ifname: str | None = None, **kw):
+        """Capture on one of this node's interfaces: :meth:`labkit.lab.Lab.capture`."""
+        return self.lab.capture(self.name, ifname, **kw)
+
     def host(self):
         """A testinfra host for this node (commands run inside the node)."""
         from .testinfra_backend import host_for

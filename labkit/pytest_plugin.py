@@ -22,6 +22,7 @@ import pytest
 from . import wait as _wait
 from .errors import LabkitError, TopologyError
 from .lab import Lab
+from .pytest_capture import REPORTS_KEY, artifacts_root, capture  # noqa: F401 - capture is a fixture
 from .load import load
 from .runtime import runtime_from_env, runtime_list
 from .runtime.engine import DEFAULT_IMAGE
@@ -54,6 +55,8 @@ def add_options(add) -> None:
     add("--keep-lab", action="store_true", default=False, help="do not tear labs down (debugging; native mode only)")
     add("--lab-artifacts", default=None, metavar="DIR",
         help="copy daemon logs of labs with failed tests here (default: .labkit-artifacts in the rootdir)")
+    add("--keep-pcaps", action="store_true", default=False,
+        help="keep the pcaps of the capture fixture after a passing test too (always kept on failure)")
     add("--converge-timeout", type=float, default=300.0, help="seconds a lab may take to converge (default 300)")
     add("--check-host", action="store_true", default=None,
         help="snapshot the host's own network (links, addresses, routes, rules, xfrm, firewall, net sysctls) "
@@ -215,6 +218,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
+    item.stash.setdefault(REPORTS_KEY, {})[report.when] = report  # the capture fixture keeps pcaps of failures
     if report.failed:
         item.config.stash[_FAILED_KEY].add(item.module.__name__ if hasattr(item, "module") and item.module else "")
     return report
@@ -360,7 +364,7 @@ def lab(request: pytest.FixtureRequest, labkit_runtime: str):
 
 
 def _save_artifacts(the_lab: Lab, config: pytest.Config) -> None:
-    dest = Path(config.getoption("lab_artifacts") or Path(str(config.rootpath)) / ".labkit-artifacts") / the_lab.topology.name
+    dest = artifacts_root(config) / the_lab.topology.name
     dest.mkdir(parents=True, exist_ok=True)
     secret = the_lab.plan.psk if the_lab.plan else None
     for name in the_lab.topology.nodes:

@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(frr strongswan-swanctl charon-systemd libstrongswan-standard-plugins libstrongswan-extra-plugins
-          iptables iproute2 kmod procps iputils-ping tcpdump tshark)
+          iptables iproute2 kmod procps iputils-ping tcpdump tshark graphviz)
 if [ "${LABKIT_NO_SANDBOX_PACKAGES:-0}" != "1" ]; then
   packages+=(qemu-system-x86 linux-image-amd64 busybox-static)
 fi

@@ -74,3 +74,39 @@ def test_up_refuses_an_invalid_topology_and_creates_nothing(state_dir, tmp_path)
     assert res.returncode == 1
     assert "bad.yaml:3: nodes.a.role" in res.stderr
     assert set(state.scan()) == before
+
+
+def test_capture_writes_a_pcap_wireshark_reads(state_dir, tmp_path):
+    import select
+
+    from scapy.layers.inet import ICMP
+    from scapy.utils import rdpcap
+
+    up = labkit("up", str(ROUTED), env=state_dir)
+    assert up.returncode == 0, up.stderr
+    lab_id = up.stdout.split()[1]
+    pcap = tmp_path / "h1.pcap"
+    cap = subprocess.Popen([sys.executable, "-m", "labkit.cli", "capture", "h1:eth0", "-c", "2", "--filter", "icmp",
+                            "-w", str(pcap)], stderr=subprocess.PIPE, text=True, env={**os.environ, **state_dir})
+    try:
+        def started() -> bool:
+            ready, _, _ = select.select([cap.stderr], [], [], 0.1)
+            return bool(ready) and "capturing on h1:eth0" in cap.stderr.readline()
+
+        wait_until(started, 60, "labkit capture to say it is capturing")
+        ping = labkit("exec", "h1", "--", "ping", "-c", "2", "-i", "0.2", "-W", "5", "10.10.2.1", env=state_dir)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert cap.wait(timeout=30) == 0
+        summary = cap.stderr.read()
+        assert "2 frame(s)" in summary and "icmp 2" in summary, summary
+        frames = rdpcap(str(pcap))
+        assert [p[ICMP].type for p in frames] == [8, 0]  # both directions by default, in order
+        errors = labkit("capture", "nosuch:eth0", env=state_dir)
+        assert errors.returncode == 2 and "nodes: h1, h2, r1" in errors.stderr, errors.stderr
+        bad = labkit("capture", "h1:eth0", "--filter", "udp port banana", "-w", str(tmp_path / "x.pcap"), env=state_dir)
+        assert bad.returncode == 2 and "labkit: error: bad capture filter" in bad.stderr, bad.stderr
+        assert not (tmp_path / "x.pcap").exists()
+    finally:
+        if cap.poll() is None:
+            cap.kill()
+        labkit("down", lab_id, env=state_dir)

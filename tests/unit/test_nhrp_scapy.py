@@ -12,6 +12,7 @@ from scapy.layers.l2 import GRE, Ether
 from scapy.packet import Raw
 from scapy.utils import checksum, wrpcap
 
+from labkit.probes import nhrp_wire
 from labkit.probes.nhrp_scapy import NHRP, NHRPCIE, TYPES, NHRPExtension, bind, summary
 
 HUB_NBMA, HUB_PROTO = "192.0.2.1", "172.16.0.1"
@@ -228,48 +229,20 @@ def test_malformed_nhrp_dissects_without_raising(case):
 # --- tshark's dissector as a second opinion ----------------------------------------------------------------
 
 
-def _pairs(pairs):
-    """Keep repeated JSON keys (tshark repeats "Client Information Entry") as lists."""
-    out = {}
-    for key, value in pairs:
-        out.setdefault(key, []).append(value)
-    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
-
-
-def _find(tree, key: str) -> list:
-    """Every value of ``key`` anywhere below ``tree``, in document order."""
-    found = []
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            if k == key:
-                found.extend(v if isinstance(v, list) else [v])
-            else:
-                found.extend(_find(v, key))
-    elif isinstance(tree, list):
-        for item in tree:
-            found.extend(_find(item, key))
-    return found
-
-
 @pytest.fixture(scope="module")
 def tshark_nhrp(tmp_path_factory) -> dict[str, dict] | None:
     """tshark's NHRP tree (``-T json``) of every message in MESSAGES, by name; None without tshark.
 
     Name: tshark_nhrp. Scope: module (one tshark run). Depends: /usr/bin/tshark.
     """
-    tshark = shutil.which("tshark")
-    if tshark is None:
+    if shutil.which("tshark") is None:
         return None
     names = sorted(MESSAGES)
     pcap = tmp_path_factory.mktemp("nhrp") / "nhrp.pcap"
     wrpcap(str(pcap), [frame(name) for name in names])
-    done = subprocess.run([tshark, "-r", str(pcap), "-T", "json"], capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert done.returncode == 0, done.stderr
-    packets = json.loads(done.stdout, object_pairs_hook=_pairs)
-    packets = packets if isinstance(packets, list) else [packets]
-    assert len(packets) == len(names)
-    return {name: p["_source"]["layers"]["nhrp"] for name, p in zip(names, packets)}
+    trees = nhrp_wire.tshark_tree(str(pcap))
+    assert len(trees) == len(names)
+    return dict(zip(names, trees))
 
 
 @pytest.mark.parametrize("name", sorted(MESSAGES))
@@ -294,10 +267,10 @@ def test_tshark_decodes_the_message_as_our_summary_says(name, tshark_nhrp):
         assert nhrp["Packet Causing Indication"]["ip"]["ip.dst"] == ours["dst_proto"]
         return
     assert int(mand["nhrp.reqid"], 16) == ours["request_id"]
-    codes = _find(mand.get("Client Information Entry", []), "nhrp.code")
+    codes = nhrp_wire.find_all(mand.get("Client Information Entry", []), "nhrp.code")
     assert (int(codes[0]) if codes else None) == ours["code"]
     if ours["nat_address"]:
-        assert ours["nat_address"] in _find(nhrp["Cisco NAT Address Extension"], "nhrp.client.nbma.addr")
+        assert ours["nat_address"] in nhrp_wire.find_all(nhrp["Cisco NAT Address Extension"], "nhrp.client.nbma.addr")
 
 
 def test_a_sequence_is_found_in_order_with_other_messages_between():
@@ -310,13 +283,28 @@ def test_a_sequence_is_found_in_order_with_other_messages_between():
 
 
 def test_tshark_messages_reads_a_pcap_as_the_layer_does(tmp_path):
-    """labkit.probes.nhrp_wire.tshark_messages: the second opinion labs can ask for on their own pcaps."""
-    from labkit.probes.nhrp_wire import FIELDS, tshark_messages
-
-    names = sorted(n for n in MESSAGES if n not in ("error_indication",))
+    """labkit.probes.nhrp_wire: tshark's reading and labkit's of the same pcap, compared field by field."""
+    names = sorted(MESSAGES)
     pcap = tmp_path / "nhrp.pcap"
     wrpcap(str(pcap), [frame(name) for name in names])
-    theirs = tshark_messages(str(pcap))
-    ours = [summary(Ether(bytes(frame(name)))) for name in names]
-    keys = FIELDS + ("request_id",)
-    assert [{k: m[k] for k in keys} for m in theirs] == [{k: m[k] for k in keys} for m in ours]
+    ours, theirs = nhrp_wire.pcap_messages(str(pcap)), nhrp_wire.tshark_messages(str(pcap))
+    assert [m["type"] for m in ours] == [m["type"] for m in theirs] and len(ours) == len(names)
+    assert nhrp_wire.disagreements(ours, theirs) == []
+    assert any(m["code"] is not None for m in theirs)  # codes are compared, not both None
+
+
+def test_disagreements_name_the_packet_and_field():
+    a = {"type": "Resolution Reply", "src_nbma": "192.0.2.2", "src_proto": "172.16.0.2", "dst_proto": "10.0.2.2",
+         "request_id": 7, "code": 0}
+    assert nhrp_wire.disagreements([a], [{**a, "code": 4}]) == ["packet 1 (Resolution Reply): code labkit 0 tshark 4"]
+    assert nhrp_wire.disagreements([a], []) == ["labkit found 1 NHRP packets, tshark 0"]
+    ti = {**a, "type": "Traffic Indication", "request_id": None, "code": 0}
+    assert nhrp_wire.disagreements([ti], [{**ti, "code": None}]) == []  # tshark 4.0 shows no traffic code
+
+
+def test_retries_count_repeated_requests():
+    seen = [{"type": "Resolution Request", "dst_proto": "10.0.2.2"}] * 3 + [{"type": "Resolution Request",
+                                                                              "dst_proto": "10.0.9.9"}]
+    assert nhrp_wire.retries(seen, "Resolution Request", dst_proto="10.0.2.2") == 2
+    assert nhrp_wire.retries(seen, "Resolution Request", dst_proto="10.0.9.9") == 0
+    assert nhrp_wire.retries(seen, "Purge Request") == 0

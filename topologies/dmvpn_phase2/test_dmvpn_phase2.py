@@ -118,3 +118,21 @@ def test_encapsulation_on_the_wire_decrypted_with_the_kernel_keys(lab):
     assert (row.esp_mode, row.esp) == ("transport", "AES_GCM_16"), row
     # ESP header 8 + IV 8 + GRE with key 8 + padding 2 + trailer 2 + ICV 16 + outer IP 20
     assert (row.inner, row.overhead) == (catalogue.INNER_LEN, 64), row
+
+
+def test_injected_packets_cross_the_tunnel_and_come_back(lab, capture):
+    """Scapy from h1: a TCP SYN to a closed port and UDP probes reach h2 over the shortcut and are
+    answered (RST, port unreachable); on the underlay the same exchange is ESP only."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+
+    h1, h2 = str(lab.address_of(H1)), str(lab.address_of(H2))
+    wire = capture("underlay", bpf="ip proto 47 or esp")
+    syn = lab.inject(H1, IP(dst=h2) / TCP(sport=40100, dport=9, flags="S", seq=7), timeout=10)
+    assert syn.loss == 0.0, str(syn)
+    [(sent, reply)] = syn.answered
+    assert sent[IP].src == h1 and reply[IP].src == h2 and reply[TCP].flags.R and reply[TCP].ack == 8
+    udp = lab.inject(H1, IP(dst=h2) / UDP(sport=40101, dport=(33434, 33436)), rate=10, timeout=10)
+    assert udp.loss == 0.0 and {(r[ICMP].type, r[ICMP].code) for r in udp.replies} == {(3, 3)}, str(udp)
+    wire.stop()
+    counts = wire.counts()
+    assert counts["gre"] == 0 and counts["esp"] >= 2 * 4, dict(counts)  # 4 exchanges, both ways
