@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP
@@ -308,3 +309,24 @@ def test_retries_count_repeated_requests():
     assert nhrp_wire.retries(seen, "Resolution Request", dst_proto="10.0.2.2") == 2
     assert nhrp_wire.retries(seen, "Resolution Request", dst_proto="10.0.9.9") == 0
     assert nhrp_wire.retries(seen, "Purge Request") == 0
+
+
+# --- a recorded capture of real FRR 8.4.4 traffic: spoke1's gre1 while a phase 2 shortcut forms ---------------
+
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "nhrp" / "frr844_phase2_spoke1_gre1.pcap"
+
+
+def test_recorded_frr_capture_decodes_as_tshark_reads_it():
+    ours, theirs = nhrp_wire.pcap_messages(str(RECORDED)), nhrp_wire.tshark_messages(str(RECORDED))
+    assert len(ours) == 7 and nhrp_wire.disagreements(ours, theirs) == []
+
+
+def test_recorded_frr_capture_holds_a_shortcuts_sequence():
+    seen = nhrp_wire.pcap_messages(str(RECORDED))
+    assert nhrp_wire.in_order([m["type"] for m in seen], ["Registration Request", "Registration Reply",
+                                                          "Traffic Indication", "Resolution Request",
+                                                          "Resolution Reply"])
+    [request] = nhrp_wire.matching(seen, "Resolution Request", src_nbma="192.0.2.2", dst_proto="10.0.2.2")
+    [reply] = nhrp_wire.matching(seen, "Resolution Reply", src_nbma="192.0.2.2", dst_proto="10.0.2.2")
+    assert reply["request_id"] == request["request_id"] and reply["code"] == 0
+    assert nhrp_wire.retries(seen, "Resolution Request", src_nbma="192.0.2.2") == 0
