@@ -12,6 +12,7 @@ import time
 
 from . import __version__, capture_cli, state
 from . import graph
+from .matrix import cli as matrix_cli
 from .errors import LabkitError, TopologyError
 from .lab import Lab, stderr_progress
 from .load import load
@@ -330,6 +331,7 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_image)
     capture_cli.add_parser(sub)
     graph.add_parser(sub)
+    matrix_cli.add_parser(sub)
     return p
 
 

@@ -71,6 +71,21 @@ class _Collector:
         self.problems.append(Problem(self.file, self.line_of(path), _fmt(path), message, hint))
 
 
+def unknown_fields(err) -> list[tuple[tuple, str, str]] | None:
+    """For a JSON-schema "additionalProperties" error: (path, message, hint) per unknown key, with
+    the closest allowed name; None for any other error. Shared by every YAML file labkit validates."""
+    if err.validator != "additionalProperties" or not isinstance(err.instance, dict):
+        return None
+    where, allowed = tuple(err.absolute_path), sorted(err.schema.get("properties", {}))
+    found = []
+    for key in err.instance:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = (f"did you mean {close[0]!r}? " if close else "") + f"allowed fields here: {', '.join(allowed)}"
+            found.append((where + (key,), f"unknown field {key!r}", hint))
+    return found
+
+
 def _schema_message(err: jsonschema.ValidationError) -> tuple[str, str]:
     """A readable message and hint for a schema error. A secret's value is never echoed."""
     if tuple(err.absolute_path)[-1:] == ("psk",):
@@ -126,16 +141,8 @@ def load(path: str | Path) -> Topology:
     validator = jsonschema.Draft202012Validator(schema())
     found = []
     for err in validator.iter_errors(data):
-        where = tuple(err.absolute_path)
-        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            allowed = sorted(err.schema.get("properties", {}))
-            for key in err.instance:
-                if key not in allowed:
-                    close = difflib.get_close_matches(str(key), allowed, n=1)
-                    hint = (f"did you mean {close[0]!r}? " if close else "") + f"allowed fields here: {', '.join(allowed)}"
-                    found.append((where + (key,), f"unknown field {key!r}", hint))
-            continue
-        found.append((where, *_schema_message(err)))
+        unknown = unknown_fields(err)
+        found += unknown if unknown is not None else [(tuple(err.absolute_path), *_schema_message(err))]
     for where, message, hint in sorted(found, key=lambda f: col.line_of(f[0]) or 0):
         col.add(where, message, hint)
     if col.problems:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -57,6 +58,8 @@ def add_options(add) -> None:
         help="copy daemon logs of labs with failed tests here (default: .labkit-artifacts in the rootdir)")
     add("--keep-pcaps", action="store_true", default=False,
         help="keep the pcaps of the capture fixture after a passing test too (always kept on failure)")
+    add("--keep-logs", action="store_true", default=False,
+        help="copy the daemon logs of every lab to --lab-artifacts, not only of labs with failed tests")
     add("--converge-timeout", type=float, default=300.0, help="seconds a lab may take to converge (default 300)")
     add("--check-host", action="store_true", default=None,
         help="snapshot the host's own network (links, addresses, routes, rules, xfrm, firewall, net sysctls) "
@@ -99,8 +102,19 @@ def _runtimes(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """With several runtimes, every test of a lab runs once per runtime (``test_x[docker]``)."""
     runtimes = _runtimes(metafunc.config)
-    if len(runtimes) > 1 and "labkit_runtime" in metafunc.fixturenames:
+    pinned = _cell_runtime(Path(str(metafunc.definition.path)).parent)
+    if pinned and "labkit_runtime" in metafunc.fixturenames:  # a `labkit matrix` cell runs on its runtime only
+        metafunc.parametrize("labkit_runtime", [pinned], indirect=True, scope="module")
+    elif len(runtimes) > 1 and "labkit_runtime" in metafunc.fixturenames:
         metafunc.parametrize("labkit_runtime", runtimes, indirect=True, scope="module")
+
+
+def _cell_runtime(directory: Path) -> str | None:
+    """The runtime a ``labkit matrix`` cell pins in the ``cell.json`` beside its tests (None elsewhere)."""
+    try:
+        return json.loads((directory / "cell.json").read_text()).get("runtime")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -178,8 +192,9 @@ def pytest_cmdline_main(config: pytest.Config):
     # The outcome must not depend on the VM console alone (it has dropped output on a slow
     # host): the inner session also writes JUnit XML into the shared directory.
     tmp = Path(tempfile.mkdtemp(prefix=f".labkit-run-{os.getpid()}-", dir=str(config.invocation_params.dir)))
-    junit = tmp / "junit.xml"
-    if not config.getoption("xmlpath", None):
+    given = config.getoption("xmlpath", None)  # the caller's own --junitxml carries the summary then
+    junit = Path(str(config.invocation_params.dir), given) if given else tmp / "junit.xml"
+    if not given:
         argv.append(f"--junitxml={junit}")
     try:
         rc = vm.run(argv, cwd=str(config.invocation_params.dir), progress=say, extra_env=extra_env,
@@ -350,7 +365,7 @@ def lab(request: pytest.FixtureRequest, labkit_runtime: str):
     try:
         yield the_lab
     finally:
-        if request.module.__name__ in config.stash[_FAILED_KEY]:
+        if request.module.__name__ in config.stash[_FAILED_KEY] or config.getoption("keep_logs"):
             _save_artifacts(the_lab, config)
         if not keep:
             the_lab.down()

@@ -155,12 +155,20 @@ class Capture:
         while not self._stop.is_set():
             ready, _, _ = select.select([self._sock], [], [], 0.1)
             if ready:
-                data, addr = self._sock.recvfrom(65535)
-                if self.direction == "both" or (addr[2] == socket.PACKET_OUTGOING) == (self.direction == "out"):
-                    frame = Frame(time.time(), data, raw_ip=addr[3] in ARPHRD_RAW_IP)
-                    self.frames.append(frame)
-                    if self.on_frame is not None:
-                        self.on_frame(frame)
+                self._take(*self._sock.recvfrom(65535))
+        self._sock.setblocking(False)
+        while True:  # what the kernel queued before stop() belongs to the capture too
+            try:
+                self._take(*self._sock.recvfrom(65535))
+            except (BlockingIOError, OSError):
+                return
+
+    def _take(self, data: bytes, addr) -> None:
+        if self.direction == "both" or (addr[2] == socket.PACKET_OUTGOING) == (self.direction == "out"):
+            frame = Frame(time.time(), data, raw_ip=addr[3] in ARPHRD_RAW_IP)
+            self.frames.append(frame)
+            if self.on_frame is not None:
+                self.on_frame(frame)
 
     def stop(self) -> "Capture":
         self._stop.set()
