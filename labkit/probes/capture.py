@@ -144,6 +144,7 @@ class Capture:
                 self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
             if ifname:
                 self._sock.bind((ifname, ETH_P_ALL))  # protocol 0 would receive nothing
+            self._drain()  # frames queued before the filter and the bind took effect: any interface, any kind
         except BaseException:
             self._sock.close()
             raise
@@ -162,6 +163,16 @@ class Capture:
                 self._take(*self._sock.recvfrom(65535))
             except (BlockingIOError, OSError):
                 return
+
+    def _drain(self) -> None:
+        self._sock.setblocking(False)
+        try:
+            while True:
+                self._sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            pass
+        finally:
+            self._sock.setblocking(True)
 
     def _take(self, data: bytes, addr) -> None:
         if self.direction == "both" or (addr[2] == socket.PACKET_OUTGOING) == (self.direction == "out"):
