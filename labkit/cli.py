@@ -13,6 +13,7 @@ import time
 from . import __version__, capture_cli, state
 from . import graph
 from .matrix import cli as matrix_cli
+from .exercise import cli as exercise_cli
 from .errors import LabkitError, TopologyError
 from .lab import Lab, stderr_progress
 from .load import load
@@ -332,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
     capture_cli.add_parser(sub)
     graph.add_parser(sub)
     matrix_cli.add_parser(sub)
+    exercise_cli.add_parser(sub)
     return p
 
 

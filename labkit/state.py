@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .runtime import engine, ns
@@ -36,6 +36,7 @@ class LabRecord:
     owner: int
     created: float
     status: str = "up"  # "starting" while `labkit up` runs: a dead owner then means an orphan
+    notes: dict = field(default_factory=dict)  # what tools built on the lab keep (the exercise): goes with the record
 
     def protected(self) -> bool:
         """Whether cleanup must leave this lab alone (it is up, or its `labkit up` is still running)."""
