@@ -33,9 +33,15 @@ def runtime(request) -> str:
     return request.param
 
 
+def _interruptible() -> None:
+    """preexec_fn: SIGINT back to its default, as in a terminal. A session started in the background
+    by a non-interactive shell inherits SIGINT ignored, and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _labkit(*args: str, env: dict, cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "labkit.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, preexec_fn=_interruptible)
 
 
 def _kill_at(proc: subprocess.Popen, marker: str) -> list[str]:
@@ -110,7 +116,7 @@ def test_ctrl_c_in_a_pytest_session_tears_its_lab_down(runtime, tmp_path):
                     "    signal.pause()\n")
     session = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", str(test),
                                 "--runtime", runtime], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, cwd=tmp_path)
+                               text=True, cwd=tmp_path, preexec_fn=_interruptible)
     lab_id = ""
     for line in session.stdout:  # bounded by the lab fixture's own timeouts
         if "LAB " in line:
