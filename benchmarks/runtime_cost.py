@@ -21,15 +21,8 @@ from labkit.runtime import make_runtime, runtime_list
 from labkit.runtime import ns
 from labkit.wait import wait_until
 
-
-def pss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import pss_kib  # noqa: E402
 
 
 def parent(pid: int) -> int:

@@ -17,7 +17,7 @@ import jsonschema
 import yaml
 
 from ..errors import LabkitError, Problem, TopologyError
-from ..load import _Collector, _fmt, _to_python, load
+from ..load import _Collector, _fmt, _to_python, load, unknown_fields
 from ..model import Topology
 
 FILE = "exercise.yaml"
@@ -167,12 +167,10 @@ def load_exercise(path: str | Path) -> Exercise:
         raise ExerciseError(col.problems)
     for err in sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         where = tuple(err.absolute_path)
-        if err.validator == "additionalProperties":
-            allowed = sorted(err.schema.get("properties", {}))
-            for key in set(err.instance) - set(allowed):
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                col.add(where + (key,), f"unknown field {key!r}",
-                        (f"did you mean {close[0]!r}? " if close else "") + f"allowed fields here: {', '.join(allowed)}")
+        unknown = unknown_fields(err)
+        if unknown is not None:
+            for found in unknown:
+                col.add(*found)
         elif err.validator == "enum":
             col.add(where, f"{err.instance!r} is not supported", f"supported values are {', '.join(map(repr, err.validator_value))}")
         else:
